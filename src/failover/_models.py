@@ -1,0 +1,409 @@
+"""The unified data model: what goes into a provider and what comes back.
+
+Everything here is a plain dataclass with no I/O, so adapters, the router and tests
+share one vocabulary whatever the provider's wire format.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Union
+
+from ._errors import BadRequest
+from ._types import FinishReason, Role
+
+__all__ = [
+    "Attempt",
+    "Completed",
+    "ContentPart",
+    "ImagePart",
+    "JsonSchema",
+    "Message",
+    "Request",
+    "Response",
+    "Restart",
+    "StreamEvent",
+    "TextDelta",
+    "TextPart",
+    "ToolCall",
+    "ToolCallDelta",
+    "ToolChoice",
+    "ToolSpec",
+    "Usage",
+    "build_request",
+    "normalize_messages",
+]
+
+_ROLES = frozenset(("system", "user", "assistant", "tool"))
+
+
+@dataclass(frozen=True, slots=True)
+class TextPart:
+    text: str
+    type: Literal["text"] = "text"
+
+
+@dataclass(frozen=True, slots=True)
+class ImagePart:
+    """An image given by URL (``https://`` or ``data:``) or by raw bytes."""
+
+    url: str | None = None
+    data: bytes | None = None
+    media_type: str = "image/png"
+    type: Literal["image"] = "image"
+
+
+ContentPart = Union[TextPart, ImagePart]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    role: Role
+    content: str | tuple[ContentPart, ...] = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    name: str | None = None
+
+    @property
+    def text(self) -> str:
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(p.text for p in self.content if isinstance(p, TextPart))
+
+    @property
+    def has_images(self) -> bool:
+        return not isinstance(self.content, str) and any(
+            isinstance(p, ImagePart) for p in self.content
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    name: str
+    description: str = ""
+    parameters: Mapping[str, Any] = field(
+        default_factory=lambda: {"type": "object", "properties": {}}
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ToolChoice:
+    """``auto``, ``none``, ``required`` (any tool), or ``tool`` with a name."""
+
+    mode: Literal["auto", "none", "required", "tool"]
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JsonSchema:
+    """Structured output. ``schema=None`` asks for any JSON object (JSON mode)."""
+
+    name: str = "response"
+    schema: Mapping[str, Any] | None = None
+    strict: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One provider-neutral completion request, as adapters and fallbacks see it."""
+
+    messages: tuple[Message, ...]
+    system: str | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: tuple[str, ...] = ()
+    tools: tuple[ToolSpec, ...] = ()
+    tool_choice: ToolChoice | None = None
+    response_format: JsonSchema | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    route: str = "default"
+    #: Assistant text the answer must continue (stream ``continue`` recovery).
+    prefill: str | None = None
+
+    @property
+    def needs_images(self) -> bool:
+        return any(m.has_images for m in self.messages)
+
+    def estimated_input_tokens(self) -> int:
+        """A cheap upper-ish estimate (4 characters a token) for context-window checks."""
+        chars = len(self.system or "") + sum(len(m.text) for m in self.messages)
+        return chars // 4 + 1
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One try on one provider: what a request cost, kept whether it worked or not."""
+
+    provider: str
+    model: str
+    outcome: Literal["ok", "error", "cancelled"]
+    error_kind: str | None = None
+    http_status: int | None = None
+    latency_s: float = 0.0
+    detail: str = ""
+
+
+@dataclass(slots=True)
+class Response:
+    """The answer. ``provider`` and ``model`` name what really served it."""
+
+    text: str
+    finish_reason: FinishReason
+    usage: Usage = field(default_factory=Usage)
+    provider: str = ""
+    model: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    latency_s: float = 0.0
+    attempts: list[Attempt] = field(default_factory=list)
+    raw: Any = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    text: str
+    type: Literal["text"] = "text"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A piece of a tool call; ``arguments`` is a JSON fragment, keyed by ``index``."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+    type: Literal["tool_call"] = "tool_call"
+
+
+@dataclass(frozen=True, slots=True)
+class Restart:
+    """Drop what was shown so far: the answer starts again on ``provider``."""
+
+    provider: str
+    reason: str
+    type: Literal["restart"] = "restart"
+
+
+@dataclass(frozen=True, slots=True)
+class Completed:
+    response: Response
+    type: Literal["completed"] = "completed"
+
+
+StreamEvent = Union[TextDelta, ToolCallDelta, Restart, Completed]
+
+
+# --- input normalisation --------------------------------------------------------------
+
+MessagesInput = Union[str, Sequence[Union[Message, Mapping[str, Any]]]]
+
+
+def _content_from_dict(raw: Any, where: str) -> str | tuple[ContentPart, ...]:
+    if raw is None:
+        return ""
+    if isinstance(raw, str):
+        return raw
+    if not isinstance(raw, Sequence):
+        raise BadRequest(f"{where}.content: expected a string or a list of parts")
+    parts: list[ContentPart] = []
+    for i, part in enumerate(raw):
+        if isinstance(part, (TextPart, ImagePart)):
+            parts.append(part)
+            continue
+        if not isinstance(part, Mapping):
+            raise BadRequest(f"{where}.content[{i}]: expected a dict part")
+        kind = part.get("type")
+        if kind == "text":
+            parts.append(TextPart(str(part.get("text", ""))))
+        elif kind == "image_url":
+            image = part.get("image_url")
+            url = image.get("url") if isinstance(image, Mapping) else image
+            if not isinstance(url, str):
+                raise BadRequest(f"{where}.content[{i}].image_url: expected a url")
+            parts.append(ImagePart(url=url, media_type=_media_type_of(url)))
+        elif kind == "image":
+            data = part.get("data")
+            parts.append(
+                ImagePart(
+                    url=part.get("url"),
+                    data=data if isinstance(data, bytes) else None,
+                    media_type=str(part.get("media_type", "image/png")),
+                )
+            )
+        else:
+            raise BadRequest(f"{where}.content[{i}]: unknown part type {kind!r}")
+    return tuple(parts)
+
+
+def _media_type_of(url: str) -> str:
+    if url.startswith("data:") and ";" in url:
+        return url[5 : url.index(";")]
+    lower = url.lower()
+    for ext, media in ((".jpg", "image/jpeg"), (".jpeg", "image/jpeg"), (".gif", "image/gif"),
+                       (".webp", "image/webp")):
+        if lower.endswith(ext):
+            return media
+    return "image/png"
+
+
+def _tool_calls_from_dict(raw: Any, where: str) -> tuple[ToolCall, ...]:
+    if not raw:
+        return ()
+    calls: list[ToolCall] = []
+    for i, item in enumerate(raw):
+        if isinstance(item, ToolCall):
+            calls.append(item)
+            continue
+        fn = item.get("function", item)
+        args = fn.get("arguments", {})
+        if isinstance(args, str):
+            try:
+                args = json.loads(args) if args else {}
+            except ValueError:
+                raise BadRequest(f"{where}.tool_calls[{i}].arguments: not valid JSON") from None
+        calls.append(ToolCall(id=str(item.get("id", f"call_{i}")), name=str(fn["name"]),
+                              arguments=dict(args)))
+    return tuple(calls)
+
+
+def normalize_messages(
+    messages: MessagesInput, system: str | None = None
+) -> tuple[tuple[Message, ...], str | None]:
+    """Accept a str, `Message` objects or OpenAI-style dicts; pull system text out.
+
+    System messages inside the list are joined (in order, after ``system=``) so every
+    provider sees one system prompt, which is all Anthropic and Gemini accept.
+    """
+    if isinstance(messages, str):
+        return (Message("user", messages),), system
+    if isinstance(messages, Message):
+        messages = [messages]
+    out: list[Message] = []
+    systems: list[str] = [system] if system else []
+    for i, item in enumerate(messages):
+        where = f"messages[{i}]"
+        if isinstance(item, Message):
+            msg = item
+        elif isinstance(item, Mapping):
+            role = item.get("role")
+            if role not in _ROLES:
+                raise BadRequest(f"{where}.role: expected one of {sorted(_ROLES)}, got {role!r}")
+            msg = Message(
+                role=role,
+                content=_content_from_dict(item.get("content"), where),
+                tool_calls=_tool_calls_from_dict(item.get("tool_calls"), where),
+                tool_call_id=item.get("tool_call_id"),
+                name=item.get("name"),
+            )
+        else:
+            raise BadRequest(f"{where}: expected a Message or a dict, got {type(item).__name__}")
+        if msg.role == "system":
+            systems.append(msg.text)
+        else:
+            out.append(msg)
+    if not out:
+        raise BadRequest("messages: at least one non-system message is required")
+    return tuple(out), ("\n\n".join(systems) if systems else None)
+
+
+def _tool_spec(raw: Any, i: int) -> ToolSpec:
+    if isinstance(raw, ToolSpec):
+        return raw
+    if not isinstance(raw, Mapping):
+        raise BadRequest(f"tools[{i}]: expected a dict or ToolSpec")
+    fn = raw.get("function", raw) if raw.get("type", "function") == "function" else raw
+    name = fn.get("name")
+    if not isinstance(name, str) or not name:
+        raise BadRequest(f"tools[{i}].name: required")
+    params = fn.get("parameters") or fn.get("input_schema") or {"type": "object", "properties": {}}
+    return ToolSpec(name=name, description=str(fn.get("description", "")), parameters=params)
+
+
+def _tool_choice(raw: Any) -> ToolChoice | None:
+    if raw is None or isinstance(raw, ToolChoice):
+        return raw
+    if raw in ("auto", "none", "required"):
+        return ToolChoice(raw)
+    if raw == "any":
+        return ToolChoice("required")
+    if isinstance(raw, Mapping):
+        fn = raw.get("function", raw)
+        if isinstance(fn, Mapping) and isinstance(fn.get("name"), str):
+            return ToolChoice("tool", fn["name"])
+    raise BadRequest(f"tool_choice: expected 'auto', 'none', 'required' or a tool, got {raw!r}")
+
+
+def _response_format(raw: Any) -> JsonSchema | None:
+    if raw is None or isinstance(raw, JsonSchema):
+        return raw
+    if isinstance(raw, type) and hasattr(raw, "model_json_schema"):
+        return JsonSchema(name=raw.__name__, schema=raw.model_json_schema())
+    if isinstance(raw, Mapping):
+        kind = raw.get("type")
+        if kind == "json_object":
+            return JsonSchema(schema=None, strict=False)
+        if kind == "json_schema":
+            spec = raw.get("json_schema", {})
+            return JsonSchema(
+                name=str(spec.get("name", "response")),
+                schema=spec.get("schema"),
+                strict=bool(spec.get("strict", True)),
+            )
+        if "properties" in raw or kind == "object":
+            return JsonSchema(schema=raw)
+    raise BadRequest(
+        "response_format: expected {'type': 'json_schema', 'json_schema': {...}}, "
+        "{'type': 'json_object'}, a JSON schema or a pydantic model"
+    )
+
+
+def build_request(
+    messages: MessagesInput,
+    *,
+    route: str = "default",
+    system: str | None = None,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    top_p: float | None = None,
+    stop: str | Iterable[str] | None = None,
+    tools: Sequence[Any] | None = None,
+    tool_choice: Any = None,
+    response_format: Any = None,
+    metadata: Mapping[str, str] | None = None,
+) -> Request:
+    msgs, sys_text = normalize_messages(messages, system)
+    if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens <= 0):
+        raise BadRequest(f"max_tokens: expected a positive int, got {max_tokens!r}")
+    return Request(
+        messages=msgs,
+        system=sys_text,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        stop=(stop,) if isinstance(stop, str) else tuple(stop or ()),
+        tools=tuple(_tool_spec(t, i) for i, t in enumerate(tools or ())),
+        tool_choice=_tool_choice(tool_choice),
+        response_format=_response_format(response_format),
+        metadata=dict(metadata or {}),
+        route=route,
+    )

@@ -1,0 +1,23 @@
+"""Aliases and protocols shared by every layer. Standard library only."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Literal, Protocol
+
+Role = Literal["system", "user", "assistant", "tool"]
+FinishReason = Literal["stop", "length", "tool_calls", "content_filter"]
+BreakerState = Literal["closed", "open", "half_open", "forced_open", "forced_closed"]
+ProviderType = Literal["openai", "anthropic", "gemini", "fake"]
+Action = Literal["retry", "failover", "raise"]
+StreamInterruptPolicy = Literal["restart", "continue", "raise"]
+
+
+class Clock(Protocol):
+    """A monotonic clock in seconds. Tests inject a fake one."""
+
+    def __call__(self) -> float: ...
+
+
+Sleep = Callable[[float], None]
+AsyncSleep = Callable[[float], Awaitable[None]]

@@ -1,0 +1,715 @@
+"""What every provider adapter shares: the httpx2 seam, the adapter template, and checks.
+
+Adapters translate only. Each subclass says how to call its SDK and how to read what
+came back; this module turns that into the four entry points the router uses
+(`complete`, `acomplete`, `stream`, `astream`), maps every exception to one error
+kind, and checks streams (no finish reason = interrupted, first-token and stall limits).
+
+The seam: every SDK client is built over an ``httpx2`` client whose transport is a
+`SeamTransport`. With no override it is a normal pooled HTTP transport. The test kit
+installs an override with `override_transport` (a context variable, so parallel tests
+do not see each other's fakes) and then receives every request with the name of the
+provider that sent it. Nothing global is patched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import email.utils
+import json
+import re
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+import httpx2
+
+from .._config import resolve_env
+from .._errors import (
+    AuthenticationFailed,
+    BadRequest,
+    ConfigError,
+    ConnectionFailed,
+    ContentFiltered,
+    ContextWindowExceeded,
+    InvalidResponse,
+    ModelNotFound,
+    Overloaded,
+    PermissionDenied,
+    ProviderError,
+    RateLimited,
+    ServerError,
+    StreamInterrupted,
+    Timeout,
+)
+from .._models import (
+    Completed,
+    Request,
+    Response,
+    StreamEvent,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
+from .._types import FinishReason
+
+if TYPE_CHECKING:
+    from .._config import ProviderConfig, TimeoutsConfig
+
+__all__ = [
+    "Capabilities",
+    "ProviderAdapter",
+    "SeamTransport",
+    "StreamAccumulator",
+    "TransportOverride",
+    "error_from_status",
+    "map_transport_error",
+    "override_transport",
+    "parse_retry_after",
+]
+
+
+# --- the transport seam ---------------------------------------------------------------
+
+
+class TransportOverride(Protocol):
+    """Receives every request of every provider while installed (the test kit)."""
+
+    def handle_request(self, request: httpx2.Request, provider: str) -> httpx2.Response: ...
+
+    async def handle_async_request(
+        self, request: httpx2.Request, provider: str
+    ) -> httpx2.Response: ...
+
+
+_override: contextvars.ContextVar[TransportOverride | None] = contextvars.ContextVar(
+    "failover_transport_override", default=None
+)
+
+
+@contextlib.contextmanager
+def override_transport(hook: TransportOverride) -> Iterator[TransportOverride]:
+    """Route every provider request made in this context to ``hook``."""
+    token = _override.set(hook)
+    try:
+        yield hook
+    finally:
+        _override.reset(token)
+
+
+def current_override() -> TransportOverride | None:
+    return _override.get()
+
+
+class SeamTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
+    """A provider's transport: the real pool, unless the test kit holds the seam."""
+
+    def __init__(
+        self,
+        provider: str,
+        *,
+        limits: httpx2.Limits | None = None,
+        fallback: Any = None,
+    ) -> None:
+        self.provider = provider
+        self._limits = limits or httpx2.Limits(max_connections=1000, max_keepalive_connections=100)
+        # ``fallback`` replaces the network entirely (the simulated ``fake`` provider).
+        self._fallback = fallback
+        self._sync: httpx2.HTTPTransport | None = None
+        self._async: httpx2.AsyncHTTPTransport | None = None
+        self._lock = threading.Lock()
+
+    def _real_sync(self) -> httpx2.HTTPTransport:
+        if self._sync is None:
+            with self._lock:
+                if self._sync is None:
+                    self._sync = httpx2.HTTPTransport(limits=self._limits)
+        return self._sync
+
+    def _real_async(self) -> httpx2.AsyncHTTPTransport:
+        if self._async is None:
+            self._async = httpx2.AsyncHTTPTransport(limits=self._limits)
+        return self._async
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        hook = _override.get()
+        if hook is not None:
+            return hook.handle_request(request, self.provider)
+        if self._fallback is not None:
+            return self._fallback.handle_request(request, self.provider)  # type: ignore[no-any-return]
+        return self._real_sync().handle_request(request)
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        hook = _override.get()
+        if hook is not None:
+            return await hook.handle_async_request(request, self.provider)
+        if self._fallback is not None:
+            return await self._fallback.handle_async_request(request, self.provider)  # type: ignore[no-any-return]
+        return await self._real_async().handle_async_request(request)
+
+    def close(self) -> None:
+        if self._sync is not None:
+            self._sync.close()
+            self._sync = None
+
+    async def aclose(self) -> None:
+        if self._async is not None:
+            await self._async.aclose()
+            self._async = None
+
+
+# --- capabilities ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    tools: bool = True
+    json_schema: bool = True
+    images: bool = True
+    prefill: bool = False
+    context_window: int | None = None
+
+    def merged(self, overrides: Mapping[str, Any]) -> Capabilities:
+        """Config values (non-None) win over what is known for the provider type."""
+        fields = {k: v for k, v in overrides.items() if v is not None}
+        if not fields:
+            return self
+        return Capabilities(**{**_caps_dict(self), **fields})
+
+    def missing_for(self, request: Request) -> str | None:
+        """Why this provider cannot serve ``request``, or None if it can."""
+        if request.tools and not self.tools:
+            return "does not support tools"
+        if request.response_format is not None and not self.json_schema:
+            return "does not support JSON schema output"
+        if request.needs_images and not self.images:
+            return "does not support images"
+        if request.prefill is not None and not self.prefill:
+            return "does not support prefill"
+        return None
+
+
+def _caps_dict(caps: Capabilities) -> dict[str, Any]:
+    return {
+        "tools": caps.tools,
+        "json_schema": caps.json_schema,
+        "images": caps.images,
+        "prefill": caps.prefill,
+        "context_window": caps.context_window,
+    }
+
+
+# --- error helpers ----------------------------------------------------------------------
+
+
+def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``retry-after`` (seconds or HTTP date)."""
+    if not headers:
+        return None
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return max(0.0, float(ms) / 1000.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+_DURATION_S = re.compile(r"^(\d+(?:\.\d+)?)s$")
+
+
+def parse_google_delay(value: Any) -> float | None:
+    """Gemini's ``RetryInfo.retryDelay`` (``"37s"``) in seconds."""
+    if isinstance(value, str):
+        match = _DURATION_S.match(value.strip())
+        if match:
+            return float(match.group(1))
+    return None
+
+
+_CONTEXT_HINTS = (
+    "context_length_exceeded",
+    "context length",
+    "context window",
+    "prompt is too long",
+    "maximum context",
+    "exceeds the maximum number of tokens",
+    "too many tokens",
+)
+_FILTER_HINTS = ("content_filter", "content policy", "content management policy", "safety")
+
+
+def error_from_status(
+    status: int,
+    message: str,
+    *,
+    provider: str,
+    headers: Mapping[str, str] | None = None,
+    code: str | None = None,
+    retry_after: float | None = None,
+) -> ProviderError:
+    """One error kind for an HTTP status, reading code/message for the 400 subkinds."""
+    if retry_after is None:
+        retry_after = parse_retry_after(headers)
+    lowered = f"{code or ''} {message}".lower()
+    kw: dict[str, Any] = {"provider": provider, "status": status, "code": code,
+                          "retry_after": retry_after}
+    if status in (400, 413, 422):
+        if "api_key_invalid" in lowered or "api key not valid" in lowered:
+            return AuthenticationFailed(message, **kw)
+        if status == 413 or any(h in lowered for h in _CONTEXT_HINTS):
+            return ContextWindowExceeded(message, **kw)
+        if any(h in lowered for h in _FILTER_HINTS):
+            return ContentFiltered(message, **kw)
+        return BadRequest(message, **kw)
+    if status == 401:
+        return AuthenticationFailed(message, **kw)
+    if status == 403:
+        return PermissionDenied(message, **kw)
+    if status == 404:
+        return ModelNotFound(message, **kw)
+    if status == 408:
+        return Timeout(message, **kw)
+    if status == 429:
+        return RateLimited(message, **kw)
+    if status in (503, 529) or "overloaded" in lowered:
+        return Overloaded(message, **kw)
+    if status >= 500 or status == 409:
+        return ServerError(message, **kw)
+    return BadRequest(message, **kw)
+
+
+def map_transport_error(exc: BaseException, provider: str) -> ProviderError | None:
+    """httpx2 transport exceptions (and JSON decode errors) to a kind; None if unknown."""
+    if isinstance(exc, httpx2.TimeoutException):
+        return Timeout(f"{type(exc).__name__}: timed out", provider=provider)
+    if isinstance(exc, (httpx2.NetworkError, httpx2.RemoteProtocolError, httpx2.ProxyError)):
+        return ConnectionFailed(f"{type(exc).__name__}: {exc}", provider=provider)
+    if isinstance(exc, httpx2.TransportError):
+        return ConnectionFailed(f"{type(exc).__name__}: {exc}", provider=provider)
+    if isinstance(exc, (json.JSONDecodeError, UnicodeDecodeError)):
+        return InvalidResponse(f"response does not parse: {exc}", provider=provider)
+    return None
+
+
+# --- streams --------------------------------------------------------------------------
+
+
+@dataclass
+class _ToolCallParts:
+    id: str | None = None
+    name: str | None = None
+    arguments: list[str] = field(default_factory=list)
+
+
+@dataclass
+class StreamAccumulator:
+    """Collects a stream's deltas into the final `Response`, and refuses unfinished ones."""
+
+    provider: str
+    model: str
+    text_parts: list[str] = field(default_factory=list)
+    tool_parts: dict[int, _ToolCallParts] = field(default_factory=dict)
+    finish_reason: FinishReason | None = None
+    usage: Usage = field(default_factory=Usage)
+    served_model: str | None = None
+    started: bool = False
+    raw_chunks: int = 0
+
+    def text(self, text: str) -> TextDelta:
+        self.started = True
+        self.text_parts.append(text)
+        return TextDelta(text)
+
+    def tool_call(
+        self, index: int, *, id: str | None = None, name: str | None = None, arguments: str = ""
+    ) -> ToolCallDelta:
+        self.started = True
+        parts = self.tool_parts.setdefault(index, _ToolCallParts())
+        if id:
+            parts.id = id
+        if name:
+            parts.name = name
+        if arguments:
+            parts.arguments.append(arguments)
+        return ToolCallDelta(index=index, id=id, name=name, arguments=arguments)
+
+    @property
+    def partial_text(self) -> str:
+        return "".join(self.text_parts)
+
+    def interrupted(self, why: str, cause: ProviderError | None = None) -> StreamInterrupted:
+        return StreamInterrupted(
+            why,
+            partial_text=self.partial_text,
+            provider=self.provider,
+            status=cause.status if cause else None,
+            code=cause.kind if cause else None,
+        )
+
+    def finish(self, raw: Any = None) -> Response:
+        if self.finish_reason is None:
+            raise self.interrupted("stream ended without a finish reason")
+        calls = []
+        for index in sorted(self.tool_parts):
+            parts = self.tool_parts[index]
+            blob = "".join(parts.arguments)
+            try:
+                arguments = json.loads(blob) if blob else {}
+            except ValueError:
+                raise self.interrupted(f"tool call {parts.name!r} has malformed arguments") from None
+            if not isinstance(arguments, dict) or not parts.name:
+                raise self.interrupted(f"tool call {index} is incomplete")
+            calls.append(ToolCall(id=parts.id or f"call_{index}", name=parts.name,
+                                  arguments=arguments))
+        return Response(
+            text=self.partial_text,
+            finish_reason=self.finish_reason,
+            usage=self.usage,
+            provider=self.provider,
+            model=self.served_model or self.model,
+            tool_calls=tuple(calls),
+            raw=raw,
+        )
+
+
+# --- the adapter template ---------------------------------------------------------------
+
+
+class ProviderAdapter(ABC):
+    """Base of the adapters. Subclasses implement the ``_`` hooks; nothing else."""
+
+    #: Capabilities known for the provider type; config may override.
+    default_capabilities: Capabilities = Capabilities()
+
+    def __init__(self, name: str, config: ProviderConfig, timeouts: TimeoutsConfig) -> None:
+        self.name = name
+        self.config = config
+        self.model = config.model
+        self.timeouts = timeouts
+        self.capabilities = self.default_capabilities.merged(
+            config.capabilities.model_dump()
+        )
+        self._keys: list[str | None] | None = None
+        self._key_index = 0
+        self._bad_keys: set[int] = set()
+        self._sync_clients: dict[int, Any] = {}
+        self._async_clients: dict[int, Any] = {}
+        # google-genai never closes an injected client, so the adapter owns them all.
+        self._http_clients: list[httpx2.Client | httpx2.AsyncClient] = []
+        self.transport = SeamTransport(name, fallback=self._simulator())
+
+    # -- hooks -------------------------------------------------------------------------
+
+    def _simulator(self) -> Any:
+        """A transport that replaces the network (only the ``fake`` type has one)."""
+        return None
+
+    @abstractmethod
+    def _make_sync_client(self, api_key: str | None, http_client: httpx2.Client) -> Any: ...
+
+    @abstractmethod
+    def _make_async_client(self, api_key: str | None, http_client: httpx2.AsyncClient) -> Any: ...
+
+    @abstractmethod
+    def _send(self, client: Any, request: Request, timeout: httpx2.Timeout) -> Any:
+        """Make the non-streaming call; return the SDK's response object."""
+
+    @abstractmethod
+    async def _asend(self, client: Any, request: Request, timeout: httpx2.Timeout) -> Any: ...
+
+    @abstractmethod
+    def _open_stream(self, client: Any, request: Request, timeout: httpx2.Timeout) -> Any:
+        """Start a streaming call; return an iterable of SDK chunks (closable)."""
+
+    @abstractmethod
+    async def _aopen_stream(self, client: Any, request: Request, timeout: httpx2.Timeout) -> Any:
+        """Start a streaming call; return an async iterable of SDK chunks."""
+
+    @abstractmethod
+    def _to_response(self, raw: Any) -> Response:
+        """Translate a whole answer; raise ContentFiltered etc. for 200 refusals."""
+
+    @abstractmethod
+    def _chunk_events(self, chunk: Any, acc: StreamAccumulator) -> Iterable[StreamEvent]:
+        """Translate one stream chunk into deltas, updating ``acc``."""
+
+    @abstractmethod
+    def _map_error(self, exc: BaseException) -> ProviderError | None:
+        """The SDK's own exceptions to a kind; None to fall back to generic mapping."""
+
+    # -- clients -----------------------------------------------------------------------
+
+    def _resolve_keys(self) -> list[str | None]:
+        if self._keys is None:
+            refs = self.config.key_refs()
+            keys: list[str | None] = []
+            for i, ref in enumerate(refs):
+                where = f"providers.{self.name}." + ("api_key" if i == 0 and
+                                                     self.config.api_key else f"api_keys[{i}]")
+                keys.append(resolve_env(ref.get_secret_value(), where))
+            self._keys = keys or [None]
+        return self._keys
+
+    def _pick_key(self) -> int:
+        keys = self._resolve_keys()
+        if len(keys) == 1:
+            return 0
+        for _ in range(len(keys)):
+            self._key_index = (self._key_index + 1) % len(keys)
+            if self._key_index not in self._bad_keys:
+                return self._key_index
+        return self._key_index
+
+    def _http_kwargs(self) -> dict[str, Any]:
+        t = self.timeouts
+        return {"timeout": httpx2.Timeout(t.request, connect=t.connect),
+                "headers": dict(self.config.headers)}
+
+    def sync_client(self, key_index: int = 0) -> Any:
+        client = self._sync_clients.get(key_index)
+        if client is None:
+            http = httpx2.Client(transport=self.transport, **self._http_kwargs())
+            self._http_clients.append(http)
+            client = self._make_sync_client(self._resolve_keys()[key_index], http)
+            self._sync_clients[key_index] = client
+        return client
+
+    def async_client(self, key_index: int = 0) -> Any:
+        client = self._async_clients.get(key_index)
+        if client is None:
+            http = httpx2.AsyncClient(transport=self.transport, **self._http_kwargs())
+            self._http_clients.append(http)
+            client = self._make_async_client(self._resolve_keys()[key_index], http)
+            self._async_clients[key_index] = client
+        return client
+
+    def http_timeout(self, timeout: float | None, *, stream: bool = False) -> httpx2.Timeout:
+        """The attempt's timeout, already cut to what is left of the request deadline."""
+        t = self.timeouts
+        total = t.request if timeout is None else min(timeout, t.request)
+        connect = min(t.connect, total)
+        if stream:
+            read = max(t.first_token, t.stall)
+            if timeout is not None:
+                read = min(read, timeout)
+            return httpx2.Timeout(total, connect=connect, read=read)
+        return httpx2.Timeout(total, connect=connect)
+
+    # -- errors ------------------------------------------------------------------------
+
+    def error(self, exc: BaseException) -> ProviderError:
+        """Exactly one kind for anything the SDK or transport raised."""
+        if isinstance(exc, ProviderError):
+            if exc.provider is None:
+                exc.provider = self.name
+            return exc
+        mapped = self._map_error(exc) or map_transport_error(exc, self.name)
+        if mapped is None:
+            mapped = InvalidResponse(f"unexpected {type(exc).__name__}: {exc}", provider=self.name)
+        if mapped.provider is None:
+            mapped.provider = self.name
+        return mapped
+
+    def _note_key_failure(self, key_index: int, err: ProviderError) -> None:
+        if isinstance(err, (AuthenticationFailed, PermissionDenied)) and len(self._keys or ()) > 1:
+            self._bad_keys.add(key_index)
+
+    def _translate(self, raw: Any) -> Response:
+        try:
+            return self._to_response(raw)
+        except ProviderError as err:
+            raise self.error(err) from None
+        except Exception as exc:  # schema drift: a field moved or vanished
+            raise InvalidResponse(
+                f"response does not parse: {type(exc).__name__}: {exc}", provider=self.name
+            ) from None
+
+    # -- entry points --------------------------------------------------------------------
+
+    def complete(self, request: Request, *, timeout: float | None = None) -> Response:
+        key = self._pick_key()
+        try:
+            raw = self._send(self.sync_client(key), request, self.http_timeout(timeout))
+        except ConfigError:
+            raise
+        except Exception as exc:
+            err = self.error(exc)
+            self._note_key_failure(key, err)
+            raise err from None
+        return self._translate(raw)
+
+    async def acomplete(self, request: Request, *, timeout: float | None = None) -> Response:
+        key = self._pick_key()
+        try:
+            raw = await self._asend(self.async_client(key), request, self.http_timeout(timeout))
+        except ConfigError:
+            raise
+        except Exception as exc:
+            err = self.error(exc)
+            self._note_key_failure(key, err)
+            raise err from None
+        return self._translate(raw)
+
+    def _stream_failure(self, exc: BaseException, acc: StreamAccumulator) -> ProviderError:
+        err = self.error(exc)
+        if isinstance(err, StreamInterrupted) or not acc.started:
+            return err
+        if isinstance(err, Timeout):
+            return acc.interrupted("stream stalled", err)
+        return acc.interrupted(f"stream broke: {err.kind}: {err.message}", err)
+
+    def _chunk_events_checked(self, chunk: Any, acc: StreamAccumulator) -> Iterable[StreamEvent]:
+        try:
+            return list(self._chunk_events(chunk, acc))
+        except ProviderError:
+            raise
+        except Exception as exc:
+            raise InvalidResponse(
+                f"malformed stream chunk: {type(exc).__name__}: {exc}", provider=self.name
+            ) from None
+
+    def stream(self, request: Request, *, timeout: float | None = None) -> Iterator[StreamEvent]:
+        """Deltas, then one `Completed`. A broken stream raises, never completes."""
+        acc = StreamAccumulator(self.name, self.model)
+        first_limit, stall_limit = self._stream_limits(timeout)
+        key = self._pick_key()
+        chunks: Any = None
+        try:
+            chunks = self._open_stream(self.sync_client(key), request,
+                                       self.http_timeout(timeout, stream=True))
+            last = time.monotonic()
+            for chunk in chunks:
+                now = time.monotonic()
+                limit = stall_limit if acc.started else first_limit
+                if now - last > limit:
+                    what = "stall" if acc.started else "first token"
+                    raise Timeout(f"{what} timeout of {limit:g}s exceeded", provider=self.name)
+                last = now
+                acc.raw_chunks += 1
+                yield from self._chunk_events_checked(chunk, acc)
+                if acc.finish_reason is not None and self._finished(chunk):
+                    break
+        except ConfigError:
+            raise
+        except GeneratorExit:
+            raise
+        except Exception as exc:
+            err = self._stream_failure(exc, acc)
+            self._note_key_failure(key, err)
+            raise err from None
+        finally:
+            _close_quietly(chunks)
+        yield Completed(acc.finish())
+
+    async def astream(
+        self, request: Request, *, timeout: float | None = None
+    ) -> AsyncIterator[StreamEvent]:
+        acc = StreamAccumulator(self.name, self.model)
+        first_limit, stall_limit = self._stream_limits(timeout)
+        key = self._pick_key()
+        chunks: Any = None
+        try:
+            chunks = await asyncio.wait_for(
+                self._aopen_stream(self.async_client(key), request,
+                                   self.http_timeout(timeout, stream=True)),
+                first_limit,
+            )
+            iterator = chunks.__aiter__()
+            while True:
+                limit = stall_limit if acc.started else first_limit
+                try:
+                    chunk = await asyncio.wait_for(iterator.__anext__(), limit)
+                except StopAsyncIteration:
+                    break
+                except (asyncio.TimeoutError, TimeoutError):
+                    what = "stall" if acc.started else "first token"
+                    raise Timeout(
+                        f"{what} timeout of {limit:g}s exceeded", provider=self.name
+                    ) from None
+                acc.raw_chunks += 1
+                for event in self._chunk_events_checked(chunk, acc):
+                    yield event
+                if acc.finish_reason is not None and self._finished(chunk):
+                    break
+        except ConfigError:
+            raise
+        except (GeneratorExit, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            err = self._stream_failure(exc, acc)
+            self._note_key_failure(key, err)
+            raise err from None
+        finally:
+            await _aclose_quietly(chunks)
+        yield Completed(acc.finish())
+
+    def _finished(self, chunk: Any) -> bool:
+        """Whether the stream can stop at this chunk (no ``[DONE]`` needed after finish).
+
+        Providers that send usage after the finish reason override this so the
+        usage chunk is still read.
+        """
+        return False
+
+    def _stream_limits(self, timeout: float | None) -> tuple[float, float]:
+        first, stall = self.timeouts.first_token, self.timeouts.stall
+        if timeout is not None:
+            first, stall = min(first, timeout), min(stall, timeout)
+        return first, stall
+
+    # -- lifetime ----------------------------------------------------------------------
+
+    def close(self) -> None:
+        for client in self._sync_clients.values():
+            _close_quietly(client)
+        self._sync_clients.clear()
+        for http in self._http_clients:
+            if isinstance(http, httpx2.Client):
+                _close_quietly(http)
+        self.transport.close()
+
+    async def aclose(self) -> None:
+        for client in self._async_clients.values():
+            await _aclose_quietly(client)
+        self._async_clients.clear()
+        for http in self._http_clients:
+            if isinstance(http, httpx2.AsyncClient):
+                await _aclose_quietly(http)
+        await self.transport.aclose()
+        self.close()
+
+
+def _close_quietly(obj: Any) -> None:
+    close: Callable[[], Any] | None = getattr(obj, "close", None)
+    if close is not None:
+        with contextlib.suppress(Exception):
+            close()
+
+
+async def _aclose_quietly(obj: Any) -> None:
+    if obj is None:
+        return
+    aclose = getattr(obj, "aclose", None) or getattr(obj, "close", None)
+    if aclose is not None:
+        with contextlib.suppress(Exception):
+            result = aclose()
+            if asyncio.iscoroutine(result):
+                await result
