@@ -1,0 +1,1102 @@
+"""The router: one completion API over a config-ordered chain of providers.
+
+Each request is planned and accounted for by a `_Call` (pure and synchronous: which
+provider next, what a failure means, when the deadline bites), so the async and sync
+paths share every decision; only the thin send loops below exist twice.
+
+The router's live state is one immutable `_State` (config, providers, routes) that a
+request takes a reference to when it starts. `reload()` builds a new `_State` and swaps
+it in one assignment, so requests in flight finish on the config they began with, and
+providers whose settings did not change carry their breaker and health across.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ._breaker import Breaker, Permit, Transition
+from ._clock import MonotonicClock
+from ._config import Config, ProviderConfig, RouteConfig, TimeoutsConfig, load_config
+from ._errors import (
+    AllProvidersFailed,
+    BadRequest,
+    ConfigError,
+    ContextWindowExceeded,
+    DeadlineExceeded,
+    Deferred,
+    FailoverError,
+    ProviderError,
+    RateLimited,
+    StreamInterrupted,
+    Timeout,
+)
+from ._events import Event, EventBus, EventType, Subscriber
+from ._fallback import DeferredRecord, DeferredStore, load_callable
+from ._health import HealthTracker, ProviderHealth
+from ._models import (
+    Attempt,
+    Completed,
+    MessagesInput,
+    Request,
+    Response,
+    Restart,
+    StreamEvent,
+    TextDelta,
+    build_request,
+)
+from ._policy import Decision, RetryBudget, decide
+from .providers import build_adapter
+
+if TYPE_CHECKING:
+    from ._types import Clock
+    from .providers._base import ProviderAdapter
+
+__all__ = ["Router"]
+
+logger = logging.getLogger("failover")
+
+_HAS_ASYNCIO_TIMEOUT = sys.version_info >= (3, 11)
+
+
+# --- live state ---------------------------------------------------------------------------
+
+
+class _Provider:
+    """One configured provider: its adapter (built on first use), breaker and health."""
+
+    def __init__(
+        self, name: str, config: ProviderConfig, timeouts: TimeoutsConfig, state_key: Any,
+        breaker: Breaker, health: HealthTracker, budget: RetryBudget,
+    ) -> None:
+        self.name = name
+        self.config = config
+        self.timeouts = timeouts
+        self.state_key = state_key
+        self.breaker = breaker
+        self.health = health
+        self.budget = budget
+        self.model = config.model
+        self._adapter: ProviderAdapter | None = None
+        self._build_lock = threading.Lock()
+        # Breaker steps are single synchronous calls; the lock only matters for
+        # threads using the sync API at once, and is uncontended on asyncio.
+        self.lock = threading.Lock()
+
+    @property
+    def adapter(self) -> ProviderAdapter:
+        adapter = self._adapter
+        if adapter is None:
+            with self._build_lock:
+                if self._adapter is None:
+                    self._adapter = build_adapter(self.name, self.config, self.timeouts)
+                adapter = self._adapter
+        return adapter
+
+    @property
+    def built(self) -> bool:
+        return self._adapter is not None
+
+    def capability_gap(self, request: Request) -> str | None:
+        caps = self.adapter.capabilities
+        return caps.missing_for(request)
+
+    @property
+    def context_window(self) -> int | None:
+        if self.config.capabilities.context_window is not None:
+            return self.config.capabilities.context_window
+        return self.adapter.capabilities.context_window if self.built else None
+
+
+@dataclass
+class _Route:
+    name: str
+    config: RouteConfig
+    chain: tuple[_Provider, ...]
+    fallback: Callable[..., Any] | None
+    actions: Mapping[str, str]
+    hedged: int = 0
+    requests: int = 0
+
+
+@dataclass
+class _State:
+    config: Config
+    providers: dict[str, _Provider]
+    routes: dict[str, _Route]
+    deferred: DeferredStore
+
+
+def _provider_state_key(config: Config, name: str) -> Any:
+    """Everything that, if changed, makes a provider new (its health starts over)."""
+    return (
+        config.providers[name],
+        config.breaker_for(name),
+        config.timeouts_for(name),
+        config.providers[name].retry or config.defaults.retry,
+    )
+
+
+def _build_state(config: Config, clock: Clock, previous: _State | None) -> _State:
+    old = previous.providers if previous else {}
+    providers: dict[str, _Provider] = {}
+    for name, pconf in config.providers.items():
+        key = _provider_state_key(config, name)
+        kept = old.get(name)
+        if kept is not None and kept.state_key == key:
+            providers[name] = kept
+            continue
+        retry = pconf.retry or config.defaults.retry
+        providers[name] = _Provider(
+            name, pconf, config.timeouts_for(name), key,
+            breaker=Breaker(name, config.breaker_for(name), clock, forced=pconf.force),
+            health=HealthTracker(config.breaker_for(name).window, clock),
+            budget=RetryBudget(retry.budget, retry.min_retries_per_10s, clock),
+        )
+    problems: list[str] = []
+    routes: dict[str, _Route] = {}
+    for rname, rconf in config.routes.items():
+        fallback = None
+        if rconf.fallback.python:
+            try:
+                fallback = load_callable(rconf.fallback.python, f"routes.{rname}.fallback.python")
+            except ConfigError as exc:
+                problems.extend(exc.problems)
+        routes[rname] = _Route(
+            name=rname, config=rconf, chain=tuple(providers[p] for p in rconf.chain),
+            fallback=fallback, actions=dict(rconf.actions),
+        )
+    if problems:
+        raise ConfigError(problems)
+    return _State(config, providers, routes, DeferredStore(config.deferred.path))
+
+
+# --- one request ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Call:
+    """The bookkeeping and decisions of one request; no I/O."""
+
+    router: Router
+    config: Config
+    route: _Route
+    request: Request
+    started: float
+    deadline_s: float | None
+    deadline_at: float | None
+    attempts: list[Attempt] = field(default_factory=list)
+    errors: list[ProviderError] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    window_floor: int | None = None
+    last_failed: str | None = None
+
+    def remaining(self) -> float | None:
+        if self.deadline_at is None:
+            return None
+        return self.deadline_at - self.router._clock()
+
+    def expired(self) -> bool:
+        return self.deadline_at is not None and self.router._clock() >= self.deadline_at
+
+    def candidates(self) -> Iterator[tuple[_Provider, Permit]]:
+        """Providers to try, in chain order, each with a breaker permit; skips cost ~µs."""
+        for provider in self.route.chain:
+            if self.window_floor is not None:
+                window = provider.context_window
+                if window is not None and window <= self.window_floor:
+                    self.skipped[provider.name] = (
+                        f"context window {window} is not larger than {self.window_floor}"
+                    )
+                    continue
+            with provider.lock:
+                permit = provider.breaker.allow()
+            if permit is None:
+                self.skipped[provider.name] = f"breaker {provider.breaker.state}"
+                continue
+            if permit.probe:
+                with provider.lock:
+                    transitions = provider.breaker.take_transitions()
+                if transitions:
+                    self.router._transitions(transitions, self.route)
+            try:
+                gap = provider.capability_gap(self.request)
+            except ConfigError:
+                provider.breaker.release(permit)
+                raise
+            if gap is not None:
+                with provider.lock:
+                    provider.breaker.release(permit)
+                self.skipped[provider.name] = gap
+                continue
+            yield provider, permit
+
+    def begin(self, provider: _Provider) -> None:
+        if self.last_failed is not None:
+            self.router._emit("failover", self.route, provider.name,
+                              f"{self.last_failed} -> {provider.name}")
+            self.last_failed = None
+
+    def succeeded(
+        self, provider: _Provider, permit: Permit, response: Response, t0: float
+    ) -> Response:
+        now = self.router._clock()
+        latency = now - t0
+        with provider.lock:
+            transitions = provider.breaker.on_success(permit)
+        provider.health.record(True, latency)
+        if transitions:
+            self.router._transitions(transitions, self.route)
+        self.attempts.append(Attempt(provider.name, response.model or provider.model, "ok",
+                                     latency_s=latency))
+        response.provider = provider.name
+        response.attempts = self.attempts
+        response.latency_s = now - self.started
+        return response
+
+    def failed(
+        self, provider: _Provider, permit: Permit, err: ProviderError, t0: float, tries: int
+    ) -> Decision:
+        """Account for a failed attempt and say what to do next."""
+        latency = self.router._clock() - t0
+        err.provider = err.provider or provider.name
+        with provider.lock:
+            if isinstance(err, RateLimited):
+                transitions = provider.breaker.on_rate_limited(permit, err.retry_after)
+            elif err.breaker_failure:
+                transitions = provider.breaker.on_failure(permit, long_open=err.long_open)
+            else:
+                provider.breaker.release(permit)
+                transitions = []
+        provider.health.record(False, latency, err)
+        self.attempts.append(Attempt(
+            provider.name, provider.model, "error", error_kind=err.kind,
+            http_status=err.status, latency_s=latency, detail=err.message[:200],
+        ))
+        self.errors.append(err)
+        self.router._emit("attempt_failed", self.route, provider.name,
+                          f"{err.kind}" + (f" HTTP {err.status}" if err.status else "")
+                          + f": {err.message[:200]}")
+        if transitions:
+            self.router._transitions(transitions, self.route)
+        if isinstance(err, ContextWindowExceeded):
+            known = provider.context_window
+            floor = known if known is not None else self.request.estimated_input_tokens()
+            self.window_floor = max(self.window_floor or 0, floor)
+        decision = decide(
+            err, attempt=tries, retry=self.config.retry_for(self.route.name, provider.name),
+            overrides=self.route.actions, remaining=self.remaining(), budget=provider.budget,
+        )
+        if decision.action != "retry":
+            self.last_failed = provider.name
+        return decision
+
+    def cancelled(self, provider: _Provider, permit: Permit, t0: float) -> None:
+        with provider.lock:
+            provider.breaker.release(permit)
+        self.attempts.append(Attempt(provider.name, provider.model, "cancelled",
+                                     latency_s=self.router._clock() - t0))
+
+    def timeout_for(self, provider: _Provider) -> float | None:
+        remaining = self.remaining()
+        if remaining is None:
+            return None
+        return max(remaining, 0.001)
+
+    def deadline_error(self) -> DeadlineExceeded:
+        return DeadlineExceeded(self.route.name, self.deadline_s or 0.0, self.attempts)
+
+    def exhausted(self) -> AllProvidersFailed:
+        return AllProvidersFailed(self.route.name, self.attempts, errors=self.errors,
+                                  skipped=self.skipped)
+
+    def raise_now(self, err: ProviderError) -> ProviderError:
+        err.attempts = self.attempts  # type: ignore[attr-defined]
+        return err
+
+
+def _deadline_timeout(seconds: float | None) -> Any:
+    if seconds is None or not _HAS_ASYNCIO_TIMEOUT:
+        return contextlib.nullcontext()
+    return asyncio.timeout(seconds)
+
+
+# --- the router ------------------------------------------------------------------------------
+
+
+class Router:
+    """Send completions through a route's chain of providers, surviving their failures.
+
+    ``Router(config)`` or ``Router.from_file("failover.yaml")``; ``clock=`` injects a
+    monotonic clock (tests pass `failover.testing.FakeClock`, whose sleeps advance it).
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Clock | None = None,
+        path: str | os.PathLike[str] | None = None,
+    ) -> None:
+        if not isinstance(config, Config):
+            raise TypeError(
+                f"Router(config) expects a failover.Config, got {type(config).__name__}; "
+                "use Router.from_file(path) or Config.from_mapping(dict)"
+            )
+        self._clock: Clock = clock if clock is not None else MonotonicClock()
+        self._sleep: Callable[[float], None] = getattr(self._clock, "sleep", time.sleep)
+        self._asleep: Callable[[float], Any] = getattr(self._clock, "asleep", asyncio.sleep)
+        self._path = Path(path) if path is not None else None
+        self._bus = EventBus()
+        self._retired: list[_Provider] = []
+        self._state = _build_state(config, self._clock, None)
+        self._notifier: Any = None
+        self._setup_notifier(config)
+        self._watcher: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._reload_lock = threading.Lock()
+        if config.watch and self._path is not None:
+            self._start_watching()
+
+    @classmethod
+    def from_file(
+        cls, path: str | os.PathLike[str], *, clock: Clock | None = None
+    ) -> Router:
+        return cls(load_config(path), clock=clock, path=path)
+
+    @property
+    def config(self) -> Config:
+        return self._state.config
+
+    # -- public request API -------------------------------------------------------------
+
+    def _start(
+        self, messages: MessagesInput, route: str, deadline: float | None,
+        params: dict[str, Any],
+    ) -> _Call:
+        state = self._state
+        try:
+            route_obj = state.routes[route]
+        except KeyError:
+            known = ", ".join(sorted(state.routes))
+            raise BadRequest(f"unknown route {route!r}; configured routes: {known}") from None
+        request = build_request(messages, route=route, **params)
+        deadline_s = deadline if deadline is not None else route_obj.config.deadline
+        now = self._clock()
+        route_obj.requests += 1
+        return _Call(
+            self, state.config, route_obj, request, now, deadline_s,
+            None if deadline_s is None else now + deadline_s,
+        )
+
+    def complete(
+        self,
+        messages: MessagesInput,
+        route: str = "default",
+        *,
+        system: str | None = None,
+        timeout: float | None = None,
+        deadline: float | None = None,
+        **params: Any,
+    ) -> Response:
+        """Answer ``messages`` through ``route``'s chain (blocking)."""
+        call = self._start(messages, route, deadline, {"system": system, **params})
+        try:
+            return self._run_sync(call, timeout)
+        except (AllProvidersFailed, DeadlineExceeded) as failure:
+            return self._fallback_sync(call, failure)
+
+    async def acomplete(
+        self,
+        messages: MessagesInput,
+        route: str = "default",
+        *,
+        system: str | None = None,
+        timeout: float | None = None,
+        deadline: float | None = None,
+        **params: Any,
+    ) -> Response:
+        """Answer ``messages`` through ``route``'s chain."""
+        call = self._start(messages, route, deadline, {"system": system, **params})
+        try:
+            if call.route.config.hedge is not None:
+                return await self._run_hedged(call, timeout)
+            return await self._run_async(call, timeout)
+        except (AllProvidersFailed, DeadlineExceeded) as failure:
+            return await self._fallback_async(call, failure)
+
+    # -- the send loops: sync -------------------------------------------------------------
+
+    def _attempt_timeout(self, call: _Call, provider: _Provider, timeout: float | None) -> float | None:
+        left = call.timeout_for(provider)
+        if timeout is None:
+            return left
+        return timeout if left is None else min(timeout, left)
+
+    def _run_sync(self, call: _Call, timeout: float | None) -> Response:
+        for provider, permit in call.candidates():
+            call.begin(provider)
+            tries = 0
+            while True:
+                if call.expired():
+                    call.cancelled(provider, permit, self._clock())
+                    raise call.deadline_error()
+                tries += 1
+                if tries == 1:
+                    provider.budget.on_request()
+                t0 = self._clock()
+                try:
+                    response = provider.adapter.complete(
+                        call.request, timeout=self._attempt_timeout(call, provider, timeout))
+                except ProviderError as err:
+                    decision = call.failed(provider, permit, err, t0, tries)
+                except BaseException:
+                    call.cancelled(provider, permit, t0)
+                    raise
+                else:
+                    return call.succeeded(provider, permit, response, t0)
+                if decision.action == "raise":
+                    raise call.raise_now(err)
+                if call.expired():
+                    raise call.deadline_error()
+                if decision.action == "retry":
+                    with provider.lock:
+                        next_permit = provider.breaker.allow()
+                    if next_permit is not None:
+                        permit = next_permit
+                        self._sleep(decision.delay)
+                        continue
+                break
+        if call.expired():
+            raise call.deadline_error()
+        raise call.exhausted()
+
+    # -- the send loops: async -------------------------------------------------------------
+
+    async def _attempt_async(
+        self, call: _Call, provider: _Provider, timeout: float | None
+    ) -> Response:
+        limit = self._attempt_timeout(call, provider, timeout)
+        try:
+            async with _deadline_timeout(limit):
+                return await provider.adapter.acomplete(call.request, timeout=limit)
+        except (asyncio.TimeoutError, TimeoutError):
+            raise Timeout(f"no answer within {limit:g}s", provider=provider.name) from None
+
+    async def _run_async(self, call: _Call, timeout: float | None) -> Response:
+        for provider, permit in call.candidates():
+            call.begin(provider)
+            tries = 0
+            while True:
+                if call.expired():
+                    call.cancelled(provider, permit, self._clock())
+                    raise call.deadline_error()
+                tries += 1
+                if tries == 1:
+                    provider.budget.on_request()
+                t0 = self._clock()
+                try:
+                    response = await self._attempt_async(call, provider, timeout)
+                except ProviderError as err:
+                    decision = call.failed(provider, permit, err, t0, tries)
+                except BaseException:
+                    call.cancelled(provider, permit, t0)
+                    raise
+                else:
+                    return call.succeeded(provider, permit, response, t0)
+                if decision.action == "raise":
+                    raise call.raise_now(err)
+                if call.expired():
+                    raise call.deadline_error()
+                if decision.action == "retry":
+                    with provider.lock:
+                        next_permit = provider.breaker.allow()
+                    if next_permit is not None:
+                        permit = next_permit
+                        await self._asleep(decision.delay)
+                        continue
+                break
+        if call.expired():
+            raise call.deadline_error()
+        raise call.exhausted()
+
+    # -- hedging (async) ---------------------------------------------------------------------
+
+    def _hedge_delay(self, call: _Call, provider: _Provider) -> float | None:
+        hedge = call.route.config.hedge
+        assert hedge is not None
+        route = call.route
+        if route.hedged >= max(1.0, hedge.max_ratio * route.requests):
+            return None
+        if hedge.after == "p95":
+            p95 = provider.health.percentile(0.95)
+            if p95 is None:
+                return None
+            return max(p95, hedge.min_delay)
+        return max(float(hedge.after), hedge.min_delay)
+
+    async def _run_hedged(self, call: _Call, timeout: float | None) -> Response:
+        """Start the next provider if the current one is slow; first success wins."""
+        hedge = call.route.config.hedge
+        assert hedge is not None
+        candidates = call.candidates()
+        running: dict[asyncio.Task[Response], tuple[_Provider, Permit, float]] = {}
+
+        def launch() -> bool:
+            for provider, permit in candidates:
+                call.begin(provider)
+                provider.budget.on_request()
+                task = asyncio.ensure_future(self._attempt_async(call, provider, timeout))
+                running[task] = (provider, permit, self._clock())
+                return True
+            return False
+
+        try:
+            if not launch():
+                raise call.exhausted()
+            while running:
+                if call.expired():
+                    raise call.deadline_error()
+                delay = None
+                if len(running) <= hedge.max_extra:
+                    first = next(iter(running.values()))[0]
+                    delay = self._hedge_delay(call, first)
+                done, _ = await asyncio.wait(
+                    running, timeout=delay, return_when=asyncio.FIRST_COMPLETED
+                )
+                if not done:
+                    call.route.hedged += 1
+                    launch()
+                    continue
+                for task in done:
+                    provider, permit, t0 = running.pop(task)
+                    err = task.exception()
+                    if err is None:
+                        return call.succeeded(provider, permit, task.result(), t0)
+                    if not isinstance(err, ProviderError):
+                        raise err
+                    decision = call.failed(provider, permit, err, t0, tries=1)
+                    if decision.action == "raise":
+                        raise call.raise_now(err)
+                if not running and not launch():
+                    break
+            if call.expired():
+                raise call.deadline_error()
+            raise call.exhausted()
+        finally:
+            for task, (provider, permit, t0) in running.items():
+                task.cancel()
+                call.cancelled(provider, permit, t0)
+
+    # -- streams ------------------------------------------------------------------------------
+
+    def stream(
+        self,
+        messages: MessagesInput,
+        route: str = "default",
+        *,
+        system: str | None = None,
+        timeout: float | None = None,
+        deadline: float | None = None,
+        **params: Any,
+    ) -> Iterator[StreamEvent]:
+        """Deltas as they come, then `Completed`; see the route's ``stream_interrupt``."""
+        call = self._start(messages, route, deadline, {"system": system, **params})
+        return self._stream_sync(call, timeout)
+
+    def _stream_sync(self, call: _Call, timeout: float | None) -> Iterator[StreamEvent]:
+        policy = call.route.config.stream_interrupt
+        shown = False          # deltas reached the caller since the last Restart
+        prefix = ""            # text kept for `continue`
+        restart_reason: str | None = None
+        for provider, permit in call.candidates():
+            call.begin(provider)
+            tries = 0
+            while True:
+                if call.expired():
+                    call.cancelled(provider, permit, self._clock())
+                    yield from self._stream_fallback_sync(call, call.deadline_error(), shown)
+                    return
+                tries += 1
+                t0 = self._clock()
+                request = call.request
+                if prefix and not provider.adapter.capabilities.prefill:
+                    prefix = ""
+                    restart_reason = restart_reason or (
+                        f"{provider.name} cannot continue a partial answer")
+                if prefix:
+                    request = _with_prefill(request, prefix)
+                if restart_reason is not None:
+                    yield Restart(provider.name, restart_reason)
+                    restart_reason, shown = None, False
+                delivered = False
+                try:
+                    events = provider.adapter.stream(
+                        request, timeout=self._attempt_timeout(call, provider, timeout))
+                    for event in events:
+                        if isinstance(event, Completed):
+                            response = event.response
+                            if prefix:
+                                response.text = prefix + response.text
+                            yield Completed(call.succeeded(provider, permit, response, t0))
+                            return
+                        delivered = shown = True
+                        yield event
+                except ProviderError as err:
+                    decision = call.failed(provider, permit, err, t0, tries)
+                except GeneratorExit:
+                    call.cancelled(provider, permit, t0)
+                    raise
+                except BaseException:
+                    call.cancelled(provider, permit, t0)
+                    raise
+                else:  # pragma: no cover - adapters always end with Completed or raise
+                    raise call.exhausted()
+                if decision.action == "raise":
+                    raise call.raise_now(err)
+                if delivered:
+                    partial = err.partial_text if isinstance(err, StreamInterrupted) else ""
+                    if policy == "raise":
+                        raise StreamInterrupted(
+                            f"stream from {provider.name} broke: {err.message}",
+                            partial_text=prefix + partial, provider=provider.name,
+                            status=err.status)
+                    if policy == "continue" and partial:
+                        prefix += partial
+                    else:
+                        prefix = ""
+                        restart_reason = f"{provider.name} failed mid-stream: {err.kind}"
+                    break  # after a delta, recovery moves to the next provider
+                if decision.action == "retry":
+                    with provider.lock:
+                        next_permit = provider.breaker.allow()
+                    if next_permit is not None:
+                        permit = next_permit
+                        self._sleep(decision.delay)
+                        continue
+                break
+        failure: AllProvidersFailed | DeadlineExceeded = (
+            call.deadline_error() if call.expired() else call.exhausted())
+        yield from self._stream_fallback_sync(call, failure, shown or bool(prefix))
+
+    def _stream_fallback_sync(
+        self, call: _Call, failure: AllProvidersFailed | DeadlineExceeded, shown: bool
+    ) -> Iterator[StreamEvent]:
+        response = self._fallback_sync(call, failure)
+        yield from _replay_as_stream(response, shown)
+
+    async def astream(
+        self,
+        messages: MessagesInput,
+        route: str = "default",
+        *,
+        system: str | None = None,
+        timeout: float | None = None,
+        deadline: float | None = None,
+        **params: Any,
+    ) -> AsyncIterator[StreamEvent]:
+        """Deltas as they come, then `Completed`; see the route's ``stream_interrupt``."""
+        call = self._start(messages, route, deadline, {"system": system, **params})
+        policy = call.route.config.stream_interrupt
+        shown = False
+        prefix = ""
+        restart_reason: str | None = None
+        for provider, permit in call.candidates():
+            call.begin(provider)
+            tries = 0
+            while True:
+                if call.expired():
+                    call.cancelled(provider, permit, self._clock())
+                    async for ev in self._stream_fallback_async(call, call.deadline_error(), shown):
+                        yield ev
+                    return
+                tries += 1
+                t0 = self._clock()
+                request = call.request
+                if prefix and not provider.adapter.capabilities.prefill:
+                    prefix = ""
+                    restart_reason = restart_reason or (
+                        f"{provider.name} cannot continue a partial answer")
+                if prefix:
+                    request = _with_prefill(request, prefix)
+                if restart_reason is not None:
+                    yield Restart(provider.name, restart_reason)
+                    restart_reason, shown = None, False
+                delivered = False
+                events = provider.adapter.astream(
+                    request, timeout=self._attempt_timeout(call, provider, timeout))
+                try:
+                    async for event in events:
+                        if isinstance(event, Completed):
+                            response = event.response
+                            if prefix:
+                                response.text = prefix + response.text
+                            yield Completed(call.succeeded(provider, permit, response, t0))
+                            return
+                        delivered = shown = True
+                        yield event
+                except ProviderError as err:
+                    decision = call.failed(provider, permit, err, t0, tries)
+                except BaseException:
+                    call.cancelled(provider, permit, t0)
+                    raise
+                else:  # pragma: no cover
+                    raise call.exhausted()
+                finally:
+                    with contextlib.suppress(Exception):
+                        await events.aclose()  # type: ignore[attr-defined]
+                if decision.action == "raise":
+                    raise call.raise_now(err)
+                if delivered:
+                    partial = err.partial_text if isinstance(err, StreamInterrupted) else ""
+                    if policy == "raise":
+                        raise StreamInterrupted(
+                            f"stream from {provider.name} broke: {err.message}",
+                            partial_text=prefix + partial, provider=provider.name,
+                            status=err.status)
+                    if policy == "continue" and partial:
+                        prefix += partial
+                    else:
+                        prefix = ""
+                        restart_reason = f"{provider.name} failed mid-stream: {err.kind}"
+                    break
+                if decision.action == "retry":
+                    with provider.lock:
+                        next_permit = provider.breaker.allow()
+                    if next_permit is not None:
+                        permit = next_permit
+                        await self._asleep(decision.delay)
+                        continue
+                break
+        failure: AllProvidersFailed | DeadlineExceeded = (
+            call.deadline_error() if call.expired() else call.exhausted())
+        async for ev in self._stream_fallback_async(call, failure, shown or bool(prefix)):
+            yield ev
+
+    async def _stream_fallback_async(
+        self, call: _Call, failure: AllProvidersFailed | DeadlineExceeded, shown: bool
+    ) -> AsyncIterator[StreamEvent]:
+        response = await self._fallback_async(call, failure)
+        for event in _replay_as_stream(response, shown):
+            yield event
+
+    # -- manual fallback ---------------------------------------------------------------------
+
+    def _fallback_prelude(
+        self, call: _Call, failure: AllProvidersFailed | DeadlineExceeded
+    ) -> None:
+        self._emit("all_providers_failed", call.route, None,
+                   str(failure).splitlines()[0] + f" ({len(call.attempts)} attempts)")
+
+    def _fallback_response(self, call: _Call, result: Any) -> Response:
+        if isinstance(result, Response):
+            response = result
+        elif isinstance(result, str):
+            response = Response(text=result, finish_reason="stop", provider="fallback",
+                                model="manual")
+        else:
+            raise TypeError(
+                f"routes.{call.route.name}.fallback.python returned {type(result).__name__}; "
+                "it must return a str or a failover.Response"
+            )
+        response.provider = response.provider or "fallback"
+        response.attempts = call.attempts
+        response.latency_s = self._clock() - call.started
+        return response
+
+    def _defer_or_raise(
+        self, call: _Call, failure: FailoverError, cause: BaseException | None = None
+    ) -> Response:
+        if call.route.config.fallback.defer:
+            store = self._state.deferred
+            ticket = store.add(call.request, str(failure).splitlines()[0])
+            self._emit("deferred", call.route, None, f"ticket {ticket} in {store.path}")
+            raise Deferred(ticket, call.route.name, str(store.path), call.attempts) from failure
+        if cause is not None:
+            raise failure from cause
+        raise failure
+
+    def _fallback_sync(
+        self, call: _Call, failure: AllProvidersFailed | DeadlineExceeded
+    ) -> Response:
+        self._fallback_prelude(call, failure)
+        fallback = call.route.fallback
+        if fallback is not None:
+            try:
+                result = fallback(call.request, failure)
+                if inspect.isawaitable(result):
+                    result = _run_awaitable(result)
+                return self._fallback_response(call, result)
+            except Exception as exc:
+                logger.exception("fallback of route %s failed", call.route.name)
+                return self._defer_or_raise(call, failure, exc)
+        return self._defer_or_raise(call, failure)
+
+    async def _fallback_async(
+        self, call: _Call, failure: AllProvidersFailed | DeadlineExceeded
+    ) -> Response:
+        self._fallback_prelude(call, failure)
+        fallback = call.route.fallback
+        if fallback is not None:
+            try:
+                result = fallback(call.request, failure)
+                if inspect.isawaitable(result):
+                    result = await result
+                return self._fallback_response(call, result)
+            except Exception as exc:
+                logger.exception("fallback of route %s failed", call.route.name)
+                return self._defer_or_raise(call, failure, exc)
+        return self._defer_or_raise(call, failure)
+
+    # -- deferred requests -------------------------------------------------------------------
+
+    def list_deferred(self) -> list[DeferredRecord]:
+        """Requests kept by ``defer: true`` routes, oldest first."""
+        return self._state.deferred.list()
+
+    def replay_deferred(
+        self, tickets: Sequence[str] | None = None
+    ) -> list[tuple[str, Response | FailoverError]]:
+        """Send deferred requests again through their route; a success removes the row."""
+        results: list[tuple[str, Response | FailoverError]] = []
+        store = self._state.deferred
+        for record in store.list():
+            if tickets is not None and record.ticket not in tickets:
+                continue
+            if record.route not in self._state.routes:
+                err = BadRequest(f"route {record.route!r} is no longer configured")
+                store.note_replay_failed(record.ticket, str(err))
+                results.append((record.ticket, err))
+                continue
+            call = _Call(self, self._state.config, self._state.routes[record.route],
+                         record.request,
+                         self._clock(), None, None)
+            try:
+                response = self._run_sync(call, None)
+            except FailoverError as err:
+                store.note_replay_failed(record.ticket, str(err).splitlines()[0])
+                results.append((record.ticket, err))
+            else:
+                store.remove(record.ticket)
+                results.append((record.ticket, response))
+        return results
+
+    async def areplay_deferred(
+        self, tickets: Sequence[str] | None = None
+    ) -> list[tuple[str, Response | FailoverError]]:
+        results: list[tuple[str, Response | FailoverError]] = []
+        store = self._state.deferred
+        for record in store.list():
+            if tickets is not None and record.ticket not in tickets:
+                continue
+            if record.route not in self._state.routes:
+                err = BadRequest(f"route {record.route!r} is no longer configured")
+                store.note_replay_failed(record.ticket, str(err))
+                results.append((record.ticket, err))
+                continue
+            call = _Call(self, self._state.config, self._state.routes[record.route],
+                         record.request,
+                         self._clock(), None, None)
+            try:
+                response = await self._run_async(call, None)
+            except FailoverError as err:
+                store.note_replay_failed(record.ticket, str(err).splitlines()[0])
+                results.append((record.ticket, err))
+            else:
+                store.remove(record.ticket)
+                results.append((record.ticket, response))
+        return results
+
+    # -- health and operations -----------------------------------------------------------------
+
+    def health(self) -> dict[str, ProviderHealth]:
+        return {
+            name: p.health.snapshot(name, p.breaker)
+            for name, p in self._state.providers.items()
+        }
+
+    def _provider(self, name: str) -> _Provider:
+        try:
+            return self._state.providers[name]
+        except KeyError:
+            known = ", ".join(sorted(self._state.providers))
+            raise KeyError(f"unknown provider {name!r}; configured: {known}") from None
+
+    def force_open(self, name: str) -> None:
+        """Skip ``name`` until `reset` or `force_closed` (an operator's override)."""
+        p = self._provider(name)
+        with p.lock:
+            self._transitions(p.breaker.force_open(), None)
+
+    def force_closed(self, name: str) -> None:
+        """Always try ``name``, whatever its breaker says."""
+        p = self._provider(name)
+        with p.lock:
+            self._transitions(p.breaker.force_closed(), None)
+
+    def reset(self, name: str) -> None:
+        """Back to closed with counters cleared, and no forced state."""
+        p = self._provider(name)
+        with p.lock:
+            self._transitions(p.breaker.reset(), None)
+
+    # -- events ----------------------------------------------------------------------------------
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        """Call ``callback(event)`` for every event; returns an unsubscribe function."""
+        return self._bus.subscribe(callback)
+
+    def _emit(
+        self, type_: EventType, route: _Route | None, provider: str | None, detail: str,
+        **data: Any,
+    ) -> None:
+        if not self._bus.active and self._notifier is None:
+            return
+        runbook = route.config.fallback.runbook if route is not None else None
+        event = Event(type_, route.name if route else None, provider, detail,
+                      runbook=runbook, data=data)
+        self._bus.emit(event)
+
+    def _transitions(self, transitions: Sequence[Transition], route: _Route | None) -> None:
+        names: dict[str, EventType] = {
+            "open": "breaker_opened", "forced_open": "breaker_opened",
+            "half_open": "breaker_half_open",
+            "closed": "breaker_closed", "forced_closed": "breaker_closed",
+        }
+        for t in transitions:
+            type_ = names.get(t.new)
+            if type_ is not None:
+                self._emit(type_, route, t.provider, f"{t.old} -> {t.new}: {t.reason}")
+
+    def _setup_notifier(self, config: Config) -> None:
+        webhook = config.notify.webhook
+        if webhook is None:
+            return
+        from ._notify import WebhookNotifier
+
+        runbooks = {name: r.fallback.runbook for name, r in config.routes.items()}
+        self._notifier = WebhookNotifier(webhook, runbooks=runbooks)
+        self._bus.subscribe(self._notifier)
+
+    # -- reload ----------------------------------------------------------------------------------
+
+    def reload(self, config: Config | None = None) -> None:
+        """Swap in a new config (re-read the file if none is given), atomically.
+
+        A bad config raises `ConfigError` and the old one keeps serving. Providers whose
+        settings did not change keep their breaker and health.
+        """
+        with self._reload_lock:
+            try:
+                if config is None:
+                    if self._path is None:
+                        raise ConfigError("this router was not loaded from a file; "
+                                          "pass the new Config to reload(config)")
+                    config = load_config(self._path)
+                new_state = _build_state(config, self._clock, self._state)
+            except ConfigError as exc:
+                self._emit("config_rejected", None, None, "; ".join(exc.problems)[:500])
+                raise
+            old = self._state
+            self._state = new_state
+            kept = set(id(p) for p in new_state.providers.values())
+            self._retired.extend(p for p in old.providers.values() if id(p) not in kept)
+            changed = sorted(n for n, p in new_state.providers.items()
+                             if old.providers.get(n) is not p)
+            self._emit("config_reloaded", None, None,
+                       f"new or changed providers: {', '.join(changed) or 'none'}")
+
+    def _start_watching(self) -> None:
+        assert self._path is not None
+        path = self._path
+
+        def mtime() -> float | None:
+            try:
+                return path.stat().st_mtime_ns / 1e9
+            except OSError:
+                return None
+
+        def watch() -> None:
+            last = mtime()
+            while not self._stop.wait(0.5):
+                now = mtime()
+                if now is None or now == last:
+                    continue
+                last = now
+                try:
+                    self.reload()
+                except ConfigError as exc:
+                    logger.error("config %s rejected, old config keeps serving: %s", path, exc)
+                except Exception:
+                    logger.exception("reloading %s failed", path)
+
+        self._watcher = threading.Thread(target=watch, name="failover-watch", daemon=True)
+        self._watcher.start()
+
+    # -- lifetime ----------------------------------------------------------------------------------
+
+    def _all_providers(self) -> list[_Provider]:
+        return list(self._state.providers.values()) + self._retired
+
+    def close(self) -> None:
+        self._stop.set()
+        for p in self._all_providers():
+            if p.built:
+                p.adapter.close()
+        if self._notifier is not None:
+            self._notifier.close()
+
+    async def aclose(self) -> None:
+        self._stop.set()
+        for p in self._all_providers():
+            if p.built:
+                await p.adapter.aclose()
+        if self._notifier is not None:
+            self._notifier.close()
+
+    def __enter__(self) -> Router:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Router:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        routes = ", ".join(f"{n}: {list(r.config.chain)}" for n, r in self._state.routes.items())
+        return f"<failover.Router {routes}>"
+
+
+def _with_prefill(request: Request, prefix: str) -> Request:
+    from dataclasses import replace
+
+    return replace(request, prefill=prefix)
+
+
+def _replay_as_stream(response: Response, shown: bool) -> Iterator[StreamEvent]:
+    if shown:
+        yield Restart(response.provider, "all providers failed; manual fallback answered")
+    if response.text:
+        yield TextDelta(response.text)
+    yield Completed(response)
+
+
+def _run_awaitable(awaitable: Any) -> Any:
+    async def wrap() -> Any:
+        return await awaitable
+
+    return asyncio.run(wrap())
