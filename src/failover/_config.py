@@ -391,7 +391,7 @@ def _chain_problems(data: Mapping[str, Any]) -> list[str]:
 def _closest(name: str, known: Mapping[str, object]) -> str:
     import difflib
 
-    match = difflib.get_close_matches(name, list(known), n=1)
+    match = difflib.get_close_matches(name, list(known), n=1, cutoff=0.75)
     return f" (did you mean {match[0]!r}?)" if match else ""
 
 

@@ -148,6 +148,11 @@ def _provider_state_key(config: Config, name: str) -> Any:
 
 
 def _build_state(config: Config, clock: Clock, previous: _State | None) -> _State:
+    if config.state.backend != "memory":
+        raise ConfigError(
+            f"state.backend: {config.state.backend!r} is not available in this version; "
+            "use 'memory' (breaker and health state per process)"
+        )
     old = previous.providers if previous else {}
     providers: dict[str, _Provider] = {}
     for name, pconf in config.providers.items():
@@ -276,8 +281,8 @@ class _Call:
             elif err.breaker_failure:
                 transitions = provider.breaker.on_failure(permit, long_open=err.long_open)
             else:
-                provider.breaker.release(permit)
-                transitions = []
+                # A 400, a filter or a long prompt: the provider answered, so it is alive.
+                transitions = provider.breaker.on_success(permit)
         provider.health.record(False, latency, err)
         self.attempts.append(Attempt(
             provider.name, provider.model, "error", error_kind=err.kind,
@@ -458,7 +463,8 @@ class Router:
                 try:
                     response = provider.adapter.complete(
                         call.request, timeout=self._attempt_timeout(call, provider, timeout))
-                except ProviderError as err:
+                except ProviderError as exc:
+                    err = exc
                     decision = call.failed(provider, permit, err, t0, tries)
                 except BaseException:
                     call.cancelled(provider, permit, t0)
@@ -470,11 +476,9 @@ class Router:
                 if call.expired():
                     raise call.deadline_error()
                 if decision.action == "retry":
-                    with provider.lock:
-                        next_permit = provider.breaker.allow()
+                    next_permit = self._retry_permit(provider, err, decision, None)
                     if next_permit is not None:
                         permit = next_permit
-                        self._sleep(decision.delay)
                         continue
                 break
         if call.expired():
@@ -482,6 +486,38 @@ class Router:
         raise call.exhausted()
 
     # -- the send loops: async -------------------------------------------------------------
+
+    def _retry_permit(
+        self, provider: _Provider, err: ProviderError, decision: Decision, _: None
+    ) -> Permit | None:
+        """Wait out the backoff and take a new permit; None if the breaker says no.
+
+        A 429's cool-down ends exactly when its Retry-After does, so that wait comes
+        before asking the breaker; any other retry asks first, so a breaker that just
+        opened sends the request on without paying the backoff.
+        """
+        if isinstance(err, RateLimited):
+            self._sleep(decision.delay)
+            with provider.lock:
+                return provider.breaker.allow()
+        with provider.lock:
+            permit = provider.breaker.allow()
+        if permit is not None:
+            self._sleep(decision.delay)
+        return permit
+
+    async def _aretry_permit(
+        self, provider: _Provider, err: ProviderError, decision: Decision
+    ) -> Permit | None:
+        if isinstance(err, RateLimited):
+            await self._asleep(decision.delay)
+            with provider.lock:
+                return provider.breaker.allow()
+        with provider.lock:
+            permit = provider.breaker.allow()
+        if permit is not None:
+            await self._asleep(decision.delay)
+        return permit
 
     async def _attempt_async(
         self, call: _Call, provider: _Provider, timeout: float | None
@@ -507,7 +543,8 @@ class Router:
                 t0 = self._clock()
                 try:
                     response = await self._attempt_async(call, provider, timeout)
-                except ProviderError as err:
+                except ProviderError as exc:
+                    err = exc
                     decision = call.failed(provider, permit, err, t0, tries)
                 except BaseException:
                     call.cancelled(provider, permit, t0)
@@ -519,11 +556,9 @@ class Router:
                 if call.expired():
                     raise call.deadline_error()
                 if decision.action == "retry":
-                    with provider.lock:
-                        next_permit = provider.breaker.allow()
+                    next_permit = await self._aretry_permit(provider, err, decision)
                     if next_permit is not None:
                         permit = next_permit
-                        await self._asleep(decision.delay)
                         continue
                 break
         if call.expired():
@@ -652,7 +687,8 @@ class Router:
                             return
                         delivered = shown = True
                         yield event
-                except ProviderError as err:
+                except ProviderError as exc:
+                    err = exc
                     decision = call.failed(provider, permit, err, t0, tries)
                 except GeneratorExit:
                     call.cancelled(provider, permit, t0)
@@ -678,11 +714,9 @@ class Router:
                         restart_reason = f"{provider.name} failed mid-stream: {err.kind}"
                     break  # after a delta, recovery moves to the next provider
                 if decision.action == "retry":
-                    with provider.lock:
-                        next_permit = provider.breaker.allow()
+                    next_permit = self._retry_permit(provider, err, decision, None)
                     if next_permit is not None:
                         permit = next_permit
-                        self._sleep(decision.delay)
                         continue
                 break
         failure: AllProvidersFailed | DeadlineExceeded = (
@@ -745,7 +779,8 @@ class Router:
                             return
                         delivered = shown = True
                         yield event
-                except ProviderError as err:
+                except ProviderError as exc:
+                    err = exc
                     decision = call.failed(provider, permit, err, t0, tries)
                 except BaseException:
                     call.cancelled(provider, permit, t0)
@@ -771,11 +806,9 @@ class Router:
                         restart_reason = f"{provider.name} failed mid-stream: {err.kind}"
                     break
                 if decision.action == "retry":
-                    with provider.lock:
-                        next_permit = provider.breaker.allow()
+                    next_permit = await self._aretry_permit(provider, err, decision)
                     if next_permit is not None:
                         permit = next_permit
-                        await self._asleep(decision.delay)
                         continue
                 break
         failure: AllProvidersFailed | DeadlineExceeded = (

@@ -570,7 +570,11 @@ class ProviderAdapter(ABC):
 
     def _stream_failure(self, exc: BaseException, acc: StreamAccumulator) -> ProviderError:
         err = self.error(exc)
-        if isinstance(err, StreamInterrupted) or not acc.started:
+        # A refusal or an over-long prompt is an answer about the request, not a broken
+        # stream: it keeps its kind so the route's action for it applies.
+        if isinstance(err, (StreamInterrupted, ContentFiltered, ContextWindowExceeded)) or (
+            not acc.started
+        ):
             return err
         if isinstance(err, Timeout):
             return acc.interrupted("stream stalled", err)
@@ -640,6 +644,8 @@ class ProviderAdapter(ABC):
                 except StopAsyncIteration:
                     break
                 except (asyncio.TimeoutError, TimeoutError):
+                    if acc.finish_reason is not None:
+                        break  # finished, then silence: complete without waiting for [DONE]
                     what = "stall" if acc.started else "first token"
                     raise Timeout(
                         f"{what} timeout of {limit:g}s exceeded", provider=self.name

@@ -1,0 +1,75 @@
+"""The ``failover`` command line: check, drill, plan, health, deferred.
+
+``main(argv)`` returns the exit code instead of exiting, so tests (and other tools) can
+run it in-process. A broken config prints every problem with its path and exits 1;
+nothing a user can cause ends in a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from failover import __version__
+
+    from . import _check, _deferred, _drill, _health, _plan
+
+    parser = argparse.ArgumentParser(
+        prog="failover",
+        description="Disaster recovery for LLM calls: validate configs, probe providers, "
+        "run disaster drills and write the DR plan.",
+    )
+    parser.add_argument("--version", action="version", version=f"failover {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _check.add_parser(sub)
+    _drill.add_parser(sub)
+    _plan.add_parser(sub)
+    _health.add_parser(sub)
+    _deferred.add_parser(sub)
+    return parser
+
+
+def _print_config_error(err: BaseException) -> None:
+    from failover import ConfigError
+
+    from ._output import Style
+
+    style = Style(sys.stderr)
+    assert isinstance(err, ConfigError)
+    if err.problems == ["file not found"] and err.source:
+        print(f"{style.red('error:')} config file not found: {err.source}", file=sys.stderr)
+        return
+    where = f" {err.source}" if err.source else ""
+    noun = "problem" if len(err.problems) == 1 else "problems"
+    print(f"{style.red('error:')} invalid config{where} ({len(err.problems)} {noun}):",
+          file=sys.stderr)
+    for problem in err.problems:
+        print(f"  {problem}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the process exit code."""
+    from failover import ConfigError
+
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, --version, usage errors
+        return exit_.code if isinstance(exit_.code, int) else 0 if exit_.code is None else 2
+    try:
+        code: int = args.func(args)
+    except ConfigError as err:
+        _print_config_error(err)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `failover plan x | head`
+        return 0
+    sys.stdout.flush()
+    return code

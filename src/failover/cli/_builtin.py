@@ -1,0 +1,66 @@
+"""The config ``failover drill`` runs with no CONFIG: three simulated providers.
+
+The providers are of the real types (OpenAI, Anthropic, and the simulated ``fake``),
+so each drill request runs through the real adapters and SDKs; but their base URLs
+are under ``.invalid`` and their keys are dummies, and the drill puts `FakeProviders`
+in front of every request: no network, no key. Timeouts and breaker times are short so
+the whole drill (hang and recovery scenarios included) takes a few seconds.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from failover import Config
+
+__all__ = ["BUILTIN_CONFIG", "BUILTIN_LATENCY", "builtin_config"]
+
+BUILTIN_CONFIG: dict[str, Any] = {
+    "providers": {
+        "openai": {
+            "type": "openai",
+            "model": "gpt-4o-mini",
+            "base_url": "https://openai.drill.invalid/v1",
+            "api_key": "drill-dummy-key",
+        },
+        "anthropic": {
+            "type": "anthropic",
+            "model": "claude-haiku-4-5",
+            "base_url": "https://anthropic.drill.invalid",
+            "api_key": "drill-dummy-key",
+        },
+        "local": {"type": "fake", "model": "llama3.1-sim"},
+    },
+    "routes": {
+        "default": {
+            "chain": ["openai", "anthropic", "local"],
+            "deadline": "2s",
+            "fallback": {"defer": True, "runbook": "docs/runbooks/default.md"},
+        },
+    },
+    "defaults": {
+        "breaker": {
+            "window": "10s",
+            "min_calls": 5,
+            "failure_rate": 0.5,
+            "consecutive_failures": 3,
+            "open_for": "300ms",
+            "max_open_for": "1s",
+        },
+        "retry": {"attempts": 2, "backoff": "20ms", "max_backoff": "100ms",
+                  "max_retry_after": "100ms"},
+        "timeouts": {"connect": "300ms", "request": "300ms", "first_token": "300ms",
+                     "stall": "300ms"},
+    },
+    "objectives": {"rto": "1s", "rpo": 0},
+}
+
+#: Simulated latency of a healthy answer, per provider of the built-in config.
+BUILTIN_LATENCY = {"openai": 0.012, "anthropic": 0.018, "local": 0.006}
+
+
+def builtin_config() -> Config:
+    from failover import Config
+
+    return Config.from_mapping(BUILTIN_CONFIG, source="(built-in)")

@@ -1,0 +1,156 @@
+"""``failover check CONFIG [--probe]``: validate the file; optionally probe every provider."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import TYPE_CHECKING
+
+from ._common import describe_fallback, env_refs, load, plaintext_key
+from ._output import Style, fmt_duration, fmt_ms, table
+
+if TYPE_CHECKING:
+    import argparse
+
+    from failover import Config
+
+    from ._probe import ProbeResult
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "check",
+        help="validate a config file (and probe each provider with --probe)",
+        description="Validate CONFIG and print every problem with its path. With --probe, "
+        "send one tiny request to each provider and report reachability, auth, the "
+        "model that served and the latency.",
+    )
+    p.add_argument("config", metavar="CONFIG", help="failover.yaml / .toml / .json")
+    p.add_argument("--probe", action="store_true", help="send one tiny request to each provider")
+    p.add_argument("--provider", action="append", metavar="NAME",
+                   help="probe only this provider (repeatable)")
+    p.add_argument("--timeout", type=float, default=20.0, metavar="SECONDS",
+                   help="deadline of each probe (default 20)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=run)
+
+
+def warnings_for(config: Config) -> list[str]:
+    """Things that are valid but worth fixing before they bite."""
+    out: list[str] = []
+    for name, provider in config.providers.items():
+        if plaintext_key(provider):
+            out.append(f"providers.{name}: API key written in plain text; "
+                       f"read it from the environment with ${{VAR}}")
+        for var in env_refs(provider):
+            if var not in os.environ:
+                out.append(f"providers.{name}: environment variable {var} is not set here "
+                           f"(needed when {name} is first used)")
+    used = {p for route in config.routes.values() for p in route.chain}
+    out.extend(f"providers.{name}: not used by any route" for name in config.providers
+               if name not in used)
+    return out
+
+
+def summary(config: Config, path: str, style: Style) -> str:
+    lines = [f"{style.ok_mark} {style.bold(path)} is valid: {len(config.providers)} providers, "
+             f"{len(config.routes)} routes"]
+    rows = []
+    for name, route in config.routes.items():
+        chain = f" {style.arrow} ".join(route.chain)
+        extras = [f"fallback: {describe_fallback(route)}"]
+        if route.fallback.runbook:
+            extras.append(f"runbook: {route.fallback.runbook}")
+        if route.deadline is not None:
+            extras.append(f"deadline {fmt_duration(route.deadline)}")
+        rows.append([name, chain, "; ".join(extras)])
+    lines.append("")
+    lines.append(table(["route", "chain", "manual fallback"], rows, style=style, indent="  "))
+    rows = [
+        [name, p.type, p.model or "-", p.base_url or "(default)"]
+        for name, p in config.providers.items()
+    ]
+    lines.append("")
+    lines.append(table(["provider", "type", "model", "base url"], rows, style=style, indent="  "))
+    objectives = config.objectives
+    webhook = config.notify.webhook
+    lines.append("")
+    lines.append(f"  objectives: RTO {fmt_duration(objectives.rto)}, RPO {objectives.rpo} "
+                 f"lost request(s)")
+    lines.append("  notify: " + (f"webhook on {', '.join(webhook.events)}" if webhook
+                                 else "no webhook (events go to the 'failover' logger)"))
+    return "\n".join(lines)
+
+
+def probe_table(results: list[ProbeResult], style: Style) -> str:
+    def yes_no(value: bool | None) -> str:
+        if value is None:
+            return style.dim("?")
+        return style.green("yes") if value else style.red("no")
+
+    rows = []
+    for r in results:
+        outcome = style.green("ok") if r.ok else style.red(
+            f"{r.error_kind}" + (f" (HTTP {r.status})" if r.status else ""))
+        rows.append([
+            r.provider, r.type, r.model or "-", yes_no(r.reachable), yes_no(r.authenticated),
+            r.served_model or "-", fmt_ms(r.latency_s), outcome,
+        ])
+    text = table(
+        ["provider", "type", "model", "reachable", "auth", "served model", "latency", "result"],
+        rows, style=style, align="llllllrl",
+    )
+    details = [f"  {r.provider}: {r.message}" for r in results if not r.ok and r.message]
+    if details:
+        text += "\n\n" + "\n".join(details)
+    return text
+
+
+def run(args: argparse.Namespace) -> int:
+    style = Style()
+    config = load(args.config)
+    warnings = warnings_for(config)
+    if not args.probe:
+        if args.json:
+            print(json.dumps({"valid": True, "config": args.config,
+                              "providers": list(config.providers),
+                              "routes": {n: list(r.chain) for n, r in config.routes.items()},
+                              "warnings": warnings}, indent=2))
+            return 0
+        print(summary(config, args.config, style))
+        if warnings:
+            print()
+            print(style.yellow("warnings:"))
+            for w in warnings:
+                print(f"  {w}")
+        return 0
+
+    from ._probe import run_probes
+
+    names = args.provider or list(config.providers)
+    unknown = [n for n in names if n not in config.providers]
+    if unknown:
+        print(style.red("error:") + f" unknown provider(s): {', '.join(unknown)} "
+              f"(known: {', '.join(config.providers)})")
+        return 2
+    if not args.json:
+        print(f"probing {len(names)} provider(s) from {args.config} ...", flush=True)
+    results, router = run_probes(config, providers=names, timeout=args.timeout)
+    router.close()
+    failed = [r for r in results if not r.ok]
+    if args.json:
+        print(json.dumps({"valid": True, "config": args.config, "ok": not failed,
+                          "probes": [r.as_dict() for r in results], "warnings": warnings},
+                         indent=2))
+        return 1 if failed else 0
+    print()
+    print(probe_table(results, style))
+    print()
+    if failed:
+        print(f"{style.fail_mark} {len(failed)} of {len(results)} provider(s) failed: "
+              + ", ".join(f"{r.provider} ({r.error_kind})" for r in failed))
+        return 1
+    print(f"{style.ok_mark} all {len(results)} provider(s) answered")
+    return 0

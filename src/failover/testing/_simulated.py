@@ -1,0 +1,465 @@
+"""Simulated providers behind the httpx2 seam: `FakeProviders` and `SimulatedProvider`.
+
+``with FakeProviders() as fake:`` installs a `RespxTransport` over one ``respx.Router``
+with `override_transport` (a context variable: nothing global is patched, parallel
+tests and tasks do not see each other's fakes). ``fake["openai"]`` is the simulated
+provider for the provider of that config name (matched on the ``x-failover-provider``
+header the transport adds); ``fake["http://localhost:11434/v1"]`` matches requests by
+URL prefix instead. Each has one respx route, whose side effect records the request
+and replies as its `Behaviour` says, in the wire format of the request it received.
+
+A request no behaviour covers is recorded in `FakeProviders.unexpected` and fails as a
+refused connection whose message says what to add to the test; a ``type: fake``
+provider with no behaviour set answers from its own settings instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import time
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import httpx
+import httpx2
+import respx
+
+from ..providers._base import override_transport
+from ..providers._wire import DEFAULT_TEXT, WireFormat, read_request
+from . import _behaviours as b
+from ._bridge import PROVIDER_HEADER, RespxTransport
+
+__all__ = ["FakeProviders", "RecordedRequest", "SimulatedProvider"]
+
+_SECRET_HEADERS = frozenset({"authorization", "x-api-key", "x-goog-api-key", "api-key"})
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedRequest:
+    """One request a simulated provider received."""
+
+    provider: str
+    method: str
+    url: str
+    headers: Mapping[str, str] = field(repr=False)
+    #: The parsed JSON body (None if the body was empty or not JSON).
+    json: Any = field(repr=False)
+    #: When it arrived, on the kit's clock.
+    time: float
+    stream: bool
+    format: WireFormat | None
+    model: str | None
+
+    @property
+    def messages(self) -> list[Any]:
+        """The conversation as sent: OpenAI/Anthropic ``messages``, Gemini ``contents``."""
+        body = self.json if isinstance(self.json, dict) else {}
+        found = body.get("messages", body.get("contents", []))
+        return list(found) if isinstance(found, list) else []
+
+    def redacted_headers(self) -> dict[str, str]:
+        """The headers with API keys masked, for messages and logs."""
+        return {k: ("***" if k.lower() in _SECRET_HEADERS else v) for k, v in self.headers.items()}
+
+
+@dataclass(slots=True)
+class _Exchange:
+    """What the seam knew about the request respx is resolving right now."""
+
+    request: httpx2.Request
+    provider: str
+    is_async: bool
+
+
+_exchange: contextvars.ContextVar[_Exchange | None] = contextvars.ContextVar(
+    "failover_testing_exchange", default=None
+)
+
+
+class _KitTransport(RespxTransport):
+    """`RespxTransport` that tells the route side effects whether to answer sync or async
+    and what the client's timeout was (respx sees only the legacy ``httpx`` request)."""
+
+    def handle_request(self, request: httpx2.Request, provider: str) -> httpx2.Response:
+        token = _exchange.set(_Exchange(request, provider, is_async=False))
+        try:
+            return super().handle_request(request, provider)
+        finally:
+            _exchange.reset(token)
+
+    async def handle_async_request(
+        self, request: httpx2.Request, provider: str
+    ) -> httpx2.Response:
+        token = _exchange.set(_Exchange(request, provider, is_async=True))
+        try:
+            return await super().handle_async_request(request, provider)
+        finally:
+            _exchange.reset(token)
+
+
+def _read_timeout(exchange: _Exchange | None) -> float | None:
+    if exchange is None:
+        return None
+    timeouts = exchange.request.extensions.get("timeout")
+    if isinstance(timeouts, Mapping):
+        value = timeouts.get("read")
+        if isinstance(value, (int, float)):
+            return float(value)
+    return None
+
+
+class _Body(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """A response body: these chunks, then maybe a transport error (a cut or a stall)."""
+
+    def __init__(self, chunks: tuple[bytes, ...], error: Exception | None) -> None:
+        self._chunks = chunks
+        self._error = error
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._chunks
+        if self._error is not None:
+            raise self._error
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for chunk in self._chunks:
+            yield chunk
+        if self._error is not None:
+            raise self._error
+
+
+class SimulatedProvider:
+    """One simulated provider. Each behaviour method replaces the previous behaviour and
+    returns the provider, so ``fake["openai"].fail(503)`` reads as a sentence."""
+
+    def __init__(self, kit: FakeProviders, key: str) -> None:
+        self.key = key
+        self._kit = kit
+        self._behaviour: b.Behaviour | None = None
+        self._handled = 0
+        self.requests: list[RecordedRequest] = []
+        self.route = respx.Route(**self._pattern())
+        self.route.side_effect = self._side_effect
+
+    def _pattern(self) -> dict[str, Any]:
+        if _is_url(self.key):
+            return {"url__startswith": self.key.rstrip("/")}
+        return {"headers": {PROVIDER_HEADER: self.key}}
+
+    def __repr__(self) -> str:
+        return f"<SimulatedProvider {self.key!r} {self._behaviour!r} calls={self.calls}>"
+
+    # -- records -------------------------------------------------------------------------
+
+    @property
+    def calls(self) -> int:
+        """How many requests this provider received."""
+        return int(self.route.call_count)
+
+    @property
+    def last_request(self) -> RecordedRequest:
+        if not self.requests:
+            raise AssertionError(f"simulated provider {self.key!r} received no request")
+        return self.requests[-1]
+
+    @property
+    def behaviour(self) -> b.Behaviour | None:
+        return self._behaviour
+
+    # -- behaviours ----------------------------------------------------------------------
+
+    def set(self, behaviour: b.Behaviour | int | str) -> SimulatedProvider:
+        """Install a behaviour built with the module-level factories (or a shorthand)."""
+        self._behaviour = b.behaviour_from(behaviour, where=f"fake_providers[{self.key!r}]")
+        self._handled = 0
+        return self
+
+    def answer(self, text: str = DEFAULT_TEXT,
+               tool_calls: Iterable[Any] | None = None, **kwargs: Any) -> SimulatedProvider:
+        return self.set(b.answer(text, tool_calls, **kwargs))
+
+    def fail(self, status: int, retry_after: float | None = None, *,
+             message: str | None = None) -> SimulatedProvider:
+        return self.set(b.fail(status, retry_after, message=message))
+
+    def rate_limit(self, retry_after: float | None = 1.0) -> SimulatedProvider:
+        return self.set(b.rate_limit(retry_after))
+
+    def context_window(self) -> SimulatedProvider:
+        return self.set(b.context_window())
+
+    def content_filter(self) -> SimulatedProvider:
+        return self.set(b.content_filter())
+
+    def timeout(self) -> SimulatedProvider:
+        return self.set(b.timeout())
+
+    def hang(self, seconds: float | None = None) -> SimulatedProvider:
+        return self.set(b.hang(seconds))
+
+    def refuse(self) -> SimulatedProvider:
+        return self.set(b.refuse())
+
+    def reset(self) -> SimulatedProvider:
+        return self.set(b.reset())
+
+    def cut_stream(self, after: int = 1, **kwargs: Any) -> SimulatedProvider:
+        return self.set(b.cut_stream(after, **kwargs))
+
+    def stall(self, after: int = 1, **kwargs: Any) -> SimulatedProvider:
+        return self.set(b.stall(after, **kwargs))
+
+    def malformed(self, after: int = 0, **kwargs: Any) -> SimulatedProvider:
+        return self.set(b.malformed(after, **kwargs))
+
+    def slow(self, seconds: float, text: str = DEFAULT_TEXT,
+             **kwargs: Any) -> SimulatedProvider:
+        return self.set(b.slow(seconds, text, **kwargs))
+
+    def flaky(self, rate: float = 0.5, seed: int = 0, **kwargs: Any) -> SimulatedProvider:
+        return self.set(b.flaky(rate, seed, **kwargs))
+
+    def down(self, after: int = 0, requests: int | None = None, **kwargs: Any
+             ) -> SimulatedProvider:  # fmt: skip
+        return self.set(b.down(after, requests, **kwargs))
+
+    def sequence(self, *steps: b.Behaviour) -> SimulatedProvider:
+        return self.set(b.sequence(*steps))
+
+    # -- serving -------------------------------------------------------------------------
+
+    def _side_effect(self, request: httpx.Request) -> Any:
+        exchange = _exchange.get()
+        recorded = self._kit._record(request, exchange)
+        self.requests.append(recorded)
+        behaviour = self._behaviour
+        if behaviour is None:
+            return self._kit._unhandled(recorded, exchange, request)
+        call = b.Call(
+            wire=read_request(recorded.url, request.content),
+            index=self._handled,
+            now=recorded.time,
+            read_timeout=_read_timeout(exchange),
+        )
+        self._handled += 1
+        return self._kit._carry_out(behaviour.reply(call), request, exchange)
+
+
+def _is_url(key: str) -> bool:
+    return "://" in key
+
+
+class FakeProviders:
+    """Simulated providers for a block of code: a test, a drill, a demo.
+
+    ``clock``: recorded request times, ``slow``/``hang`` delays and ``down(for_seconds=)``
+    use it (a `FakeClock` is advanced instead of sleeping); real time if None.
+    ``default``: the behaviour of providers that were given none (None: such a request
+    is an error, listed in `unexpected`).
+    """
+
+    def __init__(self, clock: Any = None, default: b.Behaviour | int | str | None = None
+                 ) -> None:  # fmt: skip
+        self.clock = clock
+        self.default = None if default is None else b.behaviour_from(default, where="default")
+        self.router = respx.Router(assert_all_called=False, assert_all_mocked=True)
+        self.transport = _KitTransport(self.router)
+        self.unexpected: list[RecordedRequest] = []
+        self._providers: dict[str, SimulatedProvider] = {}
+        self._defaults: dict[str, b.Behaviour] = {}
+        self._catch_all = respx.Route()
+        self._catch_all.side_effect = self._stray
+        self._stack: list[contextlib.ExitStack] = []
+        self._arrange()
+
+    # -- providers -----------------------------------------------------------------------
+
+    def __getitem__(self, key: str) -> SimulatedProvider:
+        if not isinstance(key, str) or not key:
+            raise TypeError(
+                f"fake_providers[...] takes a provider name from the config or a base URL, "
+                f"got {key!r}"
+            )
+        provider = self._providers.get(key)
+        if provider is None:
+            provider = self._providers[key] = SimulatedProvider(self, key)
+            self._arrange()
+        return provider
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._providers
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._providers)
+
+    def __repr__(self) -> str:
+        return f"<FakeProviders {sorted(self._providers)}>"
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """Every request, to every provider, in order."""
+        every = [r for p in self._providers.values() for r in p.requests]
+        every += self.unexpected
+        return sorted(every, key=lambda r: r.time)
+
+    def _arrange(self) -> None:
+        # Names are more specific than URLs, longer URL prefixes than shorter; the
+        # catch-all that reports strays comes last.
+        named = [p for k, p in self._providers.items() if not _is_url(k)]
+        by_url = sorted((p for k, p in self._providers.items() if _is_url(k)),
+                        key=lambda p: -len(p.key))
+        self.router.routes.clear()
+        for provider in (*named, *by_url):
+            self.router.routes.add(provider.route)
+        self.router.routes.add(self._catch_all)
+
+    # -- installing the seam -------------------------------------------------------------
+
+    def __enter__(self) -> FakeProviders:
+        stack = contextlib.ExitStack()
+        stack.enter_context(override_transport(self.transport))
+        self._stack.append(stack)
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:  # fmt: skip
+        self._stack.pop().close()
+
+    async def __aenter__(self) -> FakeProviders:
+        return self.__enter__()
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+    # -- time ----------------------------------------------------------------------------
+
+    def now(self) -> float:
+        if self.clock is not None:
+            return float(self.clock())
+        return time.monotonic()
+
+    def _sleep(self, seconds: float) -> None:
+        sleep = getattr(self.clock, "sleep", None)
+        if sleep is not None:
+            sleep(seconds)
+        elif seconds > 0:
+            time.sleep(seconds)
+
+    async def _asleep(self, seconds: float) -> None:
+        asleep = getattr(self.clock, "asleep", None)
+        if asleep is not None:
+            await asleep(seconds)
+        elif seconds > 0:
+            await asyncio.sleep(seconds)
+
+    # -- serving -------------------------------------------------------------------------
+
+    def _record(self, request: httpx.Request, exchange: _Exchange | None) -> RecordedRequest:
+        wire = read_request(str(request.url), request.content)
+        provider = request.headers.get(PROVIDER_HEADER, "") or (
+            exchange.provider if exchange else ""
+        )
+        return RecordedRequest(
+            provider=provider,
+            method=request.method,
+            url=str(request.url),
+            headers={k: v for k, v in request.headers.items() if k.lower() != PROVIDER_HEADER},
+            json=wire.body,
+            time=self.now(),
+            stream=wire.stream,
+            format=wire.format,
+            model=wire.model,
+        )
+
+    def _stray(self, request: httpx.Request) -> Any:
+        exchange = _exchange.get()
+        return self._unhandled(self._record(request, exchange), exchange, request)
+
+    def _unhandled(self, recorded: RecordedRequest, exchange: _Exchange | None,
+                   request: httpx.Request) -> Any:  # fmt: skip
+        name = recorded.provider or recorded.url
+        if self.default is not None:
+            behaviour = self._defaults.get(name)
+            if behaviour is None:
+                behaviour = self._defaults[name] = self.default.fresh()
+            call = b.Call(wire=read_request(recorded.url, request.content), index=0,
+                          now=recorded.time, read_timeout=_read_timeout(exchange))
+            return self._carry_out(behaviour.reply(call), request, exchange)
+        simulator = _own_simulator(recorded)
+        if simulator is not None and exchange is not None:
+            # A ``type: fake`` provider the test gave no behaviour: its settings answer.
+            return _delegate(simulator, exchange)
+        self.unexpected.append(recorded)
+        raise httpx.ConnectError(unexpected_message(recorded))
+
+    def _carry_out(self, reply: b.Reply, request: httpx.Request,
+                   exchange: _Exchange | None) -> Any:  # fmt: skip
+        if exchange is not None and exchange.is_async:
+            return self._acarry_out(reply, request)
+        if reply.delay:
+            self._sleep(reply.delay)
+        return _response(reply, request)
+
+    async def _acarry_out(self, reply: b.Reply, request: httpx.Request) -> httpx.Response:
+        if reply.delay:
+            await self._asleep(reply.delay)
+        return _response(reply, request)
+
+
+def _response(reply: b.Reply, request: httpx.Request) -> httpx.Response:
+    if reply.raise_ is not None:
+        raise reply.raise_
+    if reply.body_error is None and len(reply.chunks) <= 1:
+        content = reply.chunks[0] if reply.chunks else b""
+        return httpx.Response(reply.status, headers=reply.headers, content=content,
+                              request=request)
+    return httpx.Response(reply.status, headers=reply.headers,
+                          stream=_Body(reply.chunks, reply.body_error), request=request)
+
+
+def unexpected_message(recorded: RecordedRequest) -> str:
+    """What to tell the user when a provider got a request the test did not plan for."""
+    key = recorded.provider or recorded.url
+    return (
+        f"fake_providers: provider {key!r} ({recorded.method} {recorded.url}) got a request "
+        f"but no behaviour was set. Add `fake_providers[{key!r}].answer('...')` "
+        "(or .fail(503), ...) to the test."
+    )
+
+
+def _own_simulator(recorded: RecordedRequest) -> Any:
+    from ..providers import fake  # a leaf importing a provider module: allowed
+
+    return fake.simulator_for(recorded.headers)
+
+
+class _Passthrough(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """An httpx2 response body handed back through respx as an httpx body."""
+
+    def __init__(self, response: httpx2.Response) -> None:
+        self._response = response
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._response.iter_bytes()
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._response.aiter_bytes():
+            yield chunk
+
+
+def _delegate(simulator: Any, exchange: _Exchange) -> Any:
+    def convert(response: httpx2.Response) -> httpx.Response:
+        return httpx.Response(response.status_code, headers=list(response.headers.multi_items()),
+                              stream=_Passthrough(response))
+
+    if exchange.is_async:
+        async def answer() -> httpx.Response:
+            response = await simulator.handle_async_request(exchange.request, exchange.provider)
+            return convert(response)
+
+        return answer()
+    return convert(simulator.handle_request(exchange.request, exchange.provider))

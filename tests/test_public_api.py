@@ -1,0 +1,80 @@
+"""The public namespace is a contract: pin it, and keep `import failover` light."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import failover
+
+EXPECTED = [
+    "AllProvidersFailed", "Attempt", "AuthenticationFailed", "BadRequest", "Completed",
+    "Config", "ConfigError", "ConnectionFailed", "ContentFiltered", "ContextWindowExceeded",
+    "DeadlineExceeded", "Deferred", "Event", "FailoverError", "ImagePart", "InvalidResponse",
+    "JsonSchema", "Message", "ModelNotFound", "Overloaded", "PermissionDenied",
+    "ProviderError", "ProviderHealth", "RateLimited", "Request", "Response", "Restart",
+    "Router", "ServerError", "StreamEvent", "StreamInterrupted", "TextDelta", "TextPart",
+    "Timeout", "ToolCall", "ToolCallDelta", "ToolChoice", "ToolSpec", "Usage", "__version__",
+]  # fmt: skip
+
+
+def test_all_is_pinned_and_sorted() -> None:
+    assert failover.__all__ == EXPECTED
+    assert sorted(failover.__all__) == failover.__all__
+
+
+def test_every_public_name_resolves() -> None:
+    for name in failover.__all__:
+        assert getattr(failover, name) is not None, name
+
+
+def test_unknown_attribute_is_an_attribute_error() -> None:
+    try:
+        failover.Nope  # type: ignore[attr-defined]  # noqa: B018
+    except AttributeError as exc:
+        assert "Nope" in str(exc)
+    else:
+        raise AssertionError("failover.Nope resolved")
+
+
+def test_error_kinds_share_one_base() -> None:
+    kinds = [
+        failover.RateLimited, failover.Overloaded, failover.ServerError, failover.Timeout,
+        failover.ConnectionFailed, failover.AuthenticationFailed, failover.PermissionDenied,
+        failover.ModelNotFound, failover.InvalidResponse, failover.ContextWindowExceeded,
+        failover.ContentFiltered, failover.BadRequest, failover.StreamInterrupted,
+    ]
+    for kind in kinds:
+        assert issubclass(kind, failover.ProviderError)
+        assert issubclass(kind, failover.FailoverError)
+    for other in (failover.AllProvidersFailed, failover.DeadlineExceeded, failover.Deferred,
+                  failover.ConfigError):
+        assert issubclass(other, failover.FailoverError)
+        assert not issubclass(other, failover.ProviderError)
+
+
+def _fresh_python(code: str) -> str:
+    return subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def test_import_loads_no_sdk_and_no_pydantic() -> None:
+    out = _fresh_python(
+        "import sys, failover; "
+        "print(sorted(m for m in ('openai', 'anthropic', 'google.genai', 'pydantic', 'httpx2')"
+        " if m in sys.modules))"
+    )
+    assert out == "[]"
+
+
+def test_building_an_openai_router_imports_only_openai() -> None:
+    out = _fresh_python(
+        "import sys, failover\n"
+        "cfg = failover.Config.from_mapping({'providers': {'a': {'type': 'openai', "
+        "'model': 'm', 'api_key': 'none'}}, 'routes': {'default': {'chain': ['a']}}})\n"
+        "router = failover.Router(cfg)\n"
+        "router._state.providers['a'].adapter\n"
+        "print(sorted(m for m in ('openai', 'anthropic', 'google.genai') if m in sys.modules))"
+    )
+    assert out == "['openai']"
