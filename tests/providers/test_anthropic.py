@@ -96,13 +96,12 @@ async def stream(
 async def fails(
     adapter: ProviderAdapter, mock: respx.Router, request: Request, mode: str, *, streaming: bool
 ) -> ProviderError:
+    run = stream if streaming else complete
     with pytest.raises(ProviderError) as info:
-        if streaming:
-            await stream(adapter, mock, request, mode)
-        else:
-            await complete(adapter, mock, request, mode)
+        await run(adapter, mock, request, mode)
     err = info.value
-    assert KEY not in str(err) and KEY not in repr(err)
+    assert KEY not in str(err)
+    assert KEY not in repr(err)
     assert err.provider == "claude"
     return err
 
@@ -220,7 +219,8 @@ async def test_text_answer(adapter: ProviderAdapter, mock: respx.Router, mode: s
     assert reply.text == "Hello world"
     assert reply.finish_reason == "stop"
     assert (reply.usage.input_tokens, reply.usage.output_tokens) == (112, 4)
-    assert reply.model == SERVED and reply.provider == "claude"
+    assert reply.model == SERVED
+    assert reply.provider == "claude"
     assert reply.raw.id == "msg_01"
     assert route.call_count == 1
     request = route.calls.last.request
@@ -233,7 +233,8 @@ async def test_text_answer(adapter: ProviderAdapter, mock: respx.Router, mode: s
     assert body["system"] == "Be brief."
     assert body["max_tokens"] == 4096
     assert body["messages"] == [{"role": "user", "content": "hi"}]
-    assert "stop_sequences" not in body and "tools" not in body
+    assert "stop_sequences" not in body
+    assert "tools" not in body
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -283,7 +284,7 @@ async def test_conversation_translation(adapter: ProviderAdapter, mock: respx.Ro
                                         mode: str) -> None:
     route = mock.post(URL).respond(200, json=message_body())
     png = b"\x89PNG fake"
-    messages = [
+    messages: list[Message | dict[str, Any]] = [
         {"role": "system", "content": "sys"},
         Message("user", (TextPart("what is this?"), ImagePart(data=png, media_type="image/png"),
                          ImagePart(url="https://example.test/cat.jpg"))),
@@ -359,14 +360,36 @@ async def test_data_url_image_and_config_extra(mock: respx.Router, mode: str) ->
 
 
 @pytest.mark.parametrize("mode", MODES)
+async def test_keyless_local_server_gets_no_key(mock: respx.Router, mode: str,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    # Neither refused by the SDK nor handed a key it found in the environment.
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-from-the-environment")
+    built = build_adapter("local", ProviderConfig(
+        type="anthropic", model="local-model", api_key="none", base_url="http://127.0.0.1:8080"),
+        TimeoutsConfig())
+    route = mock.post("http://127.0.0.1:8080/v1/messages").respond(200, json=message_body())
+    try:
+        # a large max_tokens with no streaming: the SDK would refuse it without a timeout
+        reply = await complete(built, mock, build_request("hi", max_tokens=64_000), mode)
+    finally:
+        await built.aclose()
+    assert reply.text == "Hello!"
+    headers = route.calls.last.request.headers
+    assert "authorization" not in headers
+    assert "x-api-key" not in headers
+
+
+@pytest.mark.parametrize("mode", MODES)
 async def test_temperature_wins_over_top_p(adapter: ProviderAdapter, mock: respx.Router,
                                            mode: str) -> None:
     # Current Claude models refuse both at once.
     route = mock.post(URL).respond(200, json=message_body())
     await complete(adapter, mock, build_request("x", temperature=0.3, top_p=0.9), mode)
-    assert sent(route)["temperature"] == 0.3 and "top_p" not in sent(route)
+    assert sent(route)["temperature"] == 0.3
+    assert "top_p" not in sent(route)
     await complete(adapter, mock, build_request("x", top_p=0.9), mode)
-    assert sent(route)["top_p"] == 0.9 and "temperature" not in sent(route)
+    assert sent(route)["top_p"] == 0.9
+    assert "temperature" not in sent(route)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -399,7 +422,8 @@ async def test_json_mode_is_emulated_with_a_forced_tool(
         "json please", response_format={"type": "json_object"}), mode)
 
     assert json.loads(reply.text) == {"answer": 42}
-    assert reply.tool_calls == () and reply.finish_reason == "stop"
+    assert reply.tool_calls == ()
+    assert reply.finish_reason == "stop"
     body = sent(route)
     assert body["tool_choice"] == {"type": "tool", "name": "failover_json_response"}
     assert [t["name"] for t in body["tools"]] == ["failover_json_response"]
@@ -439,7 +463,8 @@ async def test_200_refusal_and_window(adapter: ProviderAdapter, mock: respx.Rout
                                       stop_reason: str, kind: type[ProviderError]) -> None:
     route = mock.post(URL).respond(200, json=message_body(stop_reason=stop_reason))
     err = await fails(adapter, mock, hi(), mode, streaming=False)
-    assert type(err) is kind and err.code == stop_reason
+    assert type(err) is kind
+    assert err.code == stop_reason
     assert route.call_count == 1
 
 
@@ -455,6 +480,25 @@ async def test_streamed_refusal_before_text(adapter: ProviderAdapter, mock: resp
         message_start(), message_delta(stop_reason), MESSAGE_STOP))
     err = await fails(adapter, mock, hi(), mode, streaming=True)
     assert type(err) is kind
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(("stop_reason", "kind"), [
+    ("refusal", ContentFiltered),
+    ("model_context_window_exceeded", ContextWindowExceeded),
+])
+async def test_streamed_refusal_after_text_keeps_its_kind(
+    adapter: ProviderAdapter, mock: respx.Router, mode: str, stop_reason: str,
+    kind: type[ProviderError],
+) -> None:
+    # An answer about the request, not a broken stream: never a success, never a restart.
+    route = mock.post(URL).respond(200, headers=SSE_HEADERS, content=sse(
+        message_start(), text_start(), text_delta("Here is how to"), message_delta(stop_reason),
+        MESSAGE_STOP))
+    err = await fails(adapter, mock, hi(), mode, streaming=True)
+    assert type(err) is kind
+    assert err.code == stop_reason
+    assert route.call_count == 1
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -523,7 +567,8 @@ async def test_rate_limited(adapter: ProviderAdapter, mock: respx.Router, mode: 
                                    json=error_body("rate_limit_error", "slow down"))
     err = await fails(adapter, mock, hi(), mode, streaming=streaming)
     assert type(err) is RateLimited
-    assert err.status == 429 and err.retry_after == retry_after
+    assert err.status == 429
+    assert err.retry_after == retry_after
     assert route.call_count == 1
 
 
@@ -532,7 +577,8 @@ async def test_billing_error_is_permission_denied(adapter: ProviderAdapter, mock
                                                   mode: str) -> None:
     mock.post(URL).respond(402, json=error_body("billing_error", "credit balance too low"))
     err = await fails(adapter, mock, hi(), mode, streaming=False)
-    assert type(err) is PermissionDenied and err.status == 402
+    assert type(err) is PermissionDenied
+    assert err.status == 402
 
 
 # --- transport faults -------------------------------------------------------------------
@@ -572,11 +618,15 @@ async def test_stream_text(adapter: ProviderAdapter, mock: respx.Router, mode: s
     assert [e.text for e in events if isinstance(e, TextDelta)] == ["Hel", "lo!"]
     assert isinstance(events[-1], Completed)
     reply = events[-1].response
-    assert reply.text == "Hello!" and reply.finish_reason == "stop"
+    assert reply.text == "Hello!"
+    assert reply.finish_reason == "stop"
     assert (reply.usage.input_tokens, reply.usage.output_tokens) == (25, 9)
-    assert reply.model == SERVED and reply.provider == "claude"
+    assert reply.model == SERVED
+    assert reply.provider == "claude"
     body = sent(route)
-    assert body["stream"] is True and body["system"] == "sys" and body["max_tokens"] == 4096
+    assert body["stream"] is True
+    assert body["system"] == "sys"
+    assert body["max_tokens"] == 4096
     assert route.call_count == 1
 
 
@@ -616,7 +666,8 @@ async def test_stream_json_mode(adapter: ProviderAdapter, mock: respx.Router, mo
 
     reply = events[-1].response  # type: ignore[union-attr]
     assert json.loads(reply.text) == {"a": 1}
-    assert reply.tool_calls == () and reply.finish_reason == "stop"
+    assert reply.tool_calls == ()
+    assert reply.finish_reason == "stop"
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -834,9 +885,11 @@ async def test_router_answer(mock: respx.Router, mode: str) -> None:
 
     reply = await routed(mock, mode, system="sys", tools=[{"name": "lookup"}])
 
-    assert reply.text == "Sure." and reply.finish_reason == "tool_calls"
+    assert reply.text == "Sure."
+    assert reply.finish_reason == "tool_calls"
     assert reply.tool_calls == (ToolCall("toolu_1", "lookup", {"q": "x"}),)
-    assert reply.provider == "claude" and reply.model == SERVED
+    assert reply.provider == "claude"
+    assert reply.model == SERVED
     assert (reply.usage.input_tokens, reply.usage.output_tokens) == (12, 4)
     assert [(a.provider, a.outcome) for a in reply.attempts] == [("claude", "ok")]
     assert sent(route)["system"] == "sys"
@@ -849,7 +902,8 @@ async def test_router_stream(mock: respx.Router, mode: str) -> None:
     events = await routed_stream(mock, mode)
     assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "Hello!"
     assert isinstance(events[-1], Completed)
-    assert events[-1].response.text == "Hello!" and events[-1].response.model == SERVED
+    assert events[-1].response.text == "Hello!"
+    assert events[-1].response.model == SERVED
 
 
 @pytest.mark.parametrize("mode", MODES)

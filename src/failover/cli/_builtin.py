@@ -1,6 +1,6 @@
 """The config ``failover drill`` runs with no CONFIG: three simulated providers.
 
-The providers are of the real types (OpenAI, Anthropic, and the simulated ``fake``),
+The providers are of the real types (OpenAI, Gemini, and the simulated ``fake``),
 so each drill request runs through the real adapters and SDKs; but their base URLs
 are under ``.invalid`` and their keys are dummies, and the drill puts `FakeProviders`
 in front of every request: no network, no key. Timeouts and breaker times are short so
@@ -24,17 +24,17 @@ BUILTIN_CONFIG: dict[str, Any] = {
             "base_url": "https://openai.drill.invalid/v1",
             "api_key": "drill-dummy-key",
         },
-        "anthropic": {
-            "type": "anthropic",
-            "model": "claude-haiku-4-5",
-            "base_url": "https://anthropic.drill.invalid",
+        "gemini": {
+            "type": "gemini",
+            "model": "gemini-2.5-flash",
+            "base_url": "https://gemini.drill.invalid",
             "api_key": "drill-dummy-key",
         },
         "local": {"type": "fake", "model": "llama3.1-sim"},
     },
     "routes": {
         "default": {
-            "chain": ["openai", "anthropic", "local"],
+            "chain": ["openai", "gemini", "local"],
             "deadline": "2s",
             "fallback": {"defer": True, "runbook": "docs/runbooks/default.md"},
         },
@@ -45,19 +45,19 @@ BUILTIN_CONFIG: dict[str, Any] = {
             "min_calls": 5,
             "failure_rate": 0.5,
             "consecutive_failures": 3,
-            "open_for": "300ms",
+            "open_for": "250ms",
             "max_open_for": "1s",
         },
         "retry": {"attempts": 2, "backoff": "20ms", "max_backoff": "100ms",
                   "max_retry_after": "100ms"},
-        "timeouts": {"connect": "300ms", "request": "300ms", "first_token": "300ms",
-                     "stall": "300ms"},
+        "timeouts": {"connect": "200ms", "request": "200ms", "first_token": "200ms",
+                     "stall": "200ms"},
     },
     "objectives": {"rto": "1s", "rpo": 0},
 }
 
 #: Simulated latency of a healthy answer, per provider of the built-in config.
-BUILTIN_LATENCY = {"openai": 0.012, "anthropic": 0.018, "local": 0.006}
+BUILTIN_LATENCY = {"openai": 0.006, "gemini": 0.008, "local": 0.003}
 
 
 def builtin_config() -> Config:

@@ -60,14 +60,12 @@ def summary(config: Config, path: str, style: Style) -> str:
     rows = []
     for name, route in config.routes.items():
         chain = f" {style.arrow} ".join(route.chain)
-        extras = [f"fallback: {describe_fallback(route)}"]
-        if route.fallback.runbook:
-            extras.append(f"runbook: {route.fallback.runbook}")
-        if route.deadline is not None:
-            extras.append(f"deadline {fmt_duration(route.deadline)}")
-        rows.append([name, chain, "; ".join(extras)])
+        deadline = fmt_duration(route.deadline) if route.deadline is not None else "none"
+        rows.append([name, chain, describe_fallback(route), route.fallback.runbook or "-",
+                     deadline])
     lines.append("")
-    lines.append(table(["route", "chain", "manual fallback"], rows, style=style, indent="  "))
+    lines.append(table(["route", "chain", "fallback", "runbook", "deadline"], rows,
+                       style=style, indent="  ", align="llllr"))
     rows = [
         [name, p.type, p.model or "-", p.base_url or "(default)"]
         for name, p in config.providers.items()

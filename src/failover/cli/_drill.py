@@ -319,8 +319,18 @@ def drill_config(config: Config, deferred_dir: str | None) -> Config:
         })
         for name, p in config.providers.items()
     }
+    from .._config import FallbackConfig, RetryConfig, RouteConfig
+
+    # One single-try route per provider, used before each scenario so that SDK imports
+    # and client set-up are paid before the clock starts, not by the first failover.
+    warmups = {
+        _warmup_route(name): RouteConfig(chain=[name], fallback=FallbackConfig(),
+                                         retry=RetryConfig(attempts=1), deadline=None)
+        for name in config.providers
+    }
     update: dict[str, Any] = {
         "providers": providers,
+        "routes": {**config.routes, **warmups},
         "state": StateConfig(),
         "notify": NotifyConfig(log=False),
         "watch": False,
@@ -330,6 +340,10 @@ def drill_config(config: Config, deferred_dir: str | None) -> Config:
             update={"path": str(Path(deferred_dir) / "deferred.sqlite")}
         )
     return config.model_copy(update=update)
+
+
+def _warmup_route(provider: str) -> str:
+    return f"drill-warmup:{provider}"
 
 
 class _Clock:
@@ -439,6 +453,9 @@ def run_scenario(
     with FakeProviders(clock=clock.fake) as fake:
         for name in chain:
             _healthy(fake, name, _latency_for(config, name, latency, latencies))
+        for name in chain:
+            with contextlib.suppress(Exception):
+                router.complete(DRILL_PROMPT, route=_warmup_route(name), max_tokens=32)
         t_warm = clock()
         for _ in range(WARMUP):
             records.append(_send(router, route, clock, t_warm, names))

@@ -123,6 +123,6 @@ def fmt_duration(seconds: float | None) -> str:
     if seconds < 1:
         return fmt_ms(seconds)
     if seconds < 60:
-        return f"{seconds:.2f} s"
-    minutes, secs = divmod(seconds, 60)
-    return f"{minutes:.0f} m {secs:.0f} s"
+        return f"{seconds:.2f}".rstrip("0").rstrip(".") + " s"
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes} m {secs} s" if secs else f"{minutes} m"

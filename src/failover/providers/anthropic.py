@@ -328,13 +328,21 @@ class AnthropicAdapter(ProviderAdapter):
     # -- clients -----------------------------------------------------------------------
 
     def _client_kwargs(self, api_key: str | None) -> dict[str, Any]:
+        headers: dict[str, Any] = dict(self.config.headers)
+        if api_key is None:
+            # ``api_key: none`` (a local server): send no key at all. Without this the SDK
+            # refuses to send, or picks a key up from the environment and sends it along.
+            given = {name.lower() for name in headers}
+            for name in ("Authorization", "X-Api-Key"):
+                if name.lower() not in given:
+                    headers[name] = anthropic.omit
         return {
             "api_key": api_key,
             # Explicit, so the SDK's own environment lookup never moves a configured provider.
             "base_url": self.config.base_url or DEFAULT_BASE_URL,
             "max_retries": 0,
             "timeout": httpx2.Timeout(self.timeouts.request, connect=self.timeouts.connect),
-            "default_headers": dict(self.config.headers),
+            "default_headers": headers,
         }
 
     def _make_sync_client(self, api_key: str | None, http_client: httpx2.Client) -> Any:

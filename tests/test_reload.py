@@ -1,0 +1,168 @@
+"""Switching providers is a config change, even while requests run."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+import pytest
+
+import failover
+from failover.testing import FakeClock, FakeProviders
+
+CONFIG = """
+providers:
+  openai: {{type: openai, model: gpt-4o-mini, api_key: none, base_url: "http://openai.test/v1"}}
+  claude: {{type: anthropic, model: claude-haiku-4-5, api_key: none,
+            base_url: "http://claude.test"}}
+routes:
+  default: {{chain: [{chain}]}}
+{extra}
+"""
+
+
+def write(path: Path, chain: str, extra: str = "") -> None:
+    path.write_text(CONFIG.format(chain=chain, extra=extra))
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    p = tmp_path / "failover.yaml"
+    write(p, "openai, claude")
+    return p
+
+
+def test_reordering_the_chain_switches_providers(path: Path) -> None:
+    with FakeProviders(clock=FakeClock()) as fake:
+        fake["openai"].answer("openai")
+        fake["claude"].answer("claude")
+        with failover.Router.from_file(path, clock=FakeClock()) as router:
+            events: list[failover.Event] = []
+            router.subscribe(events.append)
+            assert router.complete("hi").provider == "openai"
+            write(path, "claude, openai")
+            router.reload()
+            assert router.complete("hi").provider == "claude"
+    assert [e.type for e in events] == ["config_reloaded"]
+
+
+def test_unchanged_providers_keep_their_health(path: Path) -> None:
+    clock = FakeClock()
+    with FakeProviders(clock=clock) as fake:
+        fake["openai"].fail(503)
+        fake["claude"].answer("claude")
+        with failover.Router.from_file(path, clock=clock) as router:
+            for _ in range(3):
+                router.complete("hi")
+            assert router.health()["openai"].state == "open"
+            calls = router.health()["claude"].calls
+            # A change to claude's settings only: openai's breaker stays open.
+            path.write_text(path.read_text().replace("claude-haiku-4-5", "claude-opus-4-7"))
+            router.reload()
+            assert router.health()["openai"].state == "open"
+            assert router.health()["claude"].calls == 0 < calls
+            assert router.complete("hi").provider == "claude"
+            assert fake["openai"].calls == 3
+            assert fake["claude"].last_request.json["model"] == "claude-opus-4-7"
+
+
+def test_a_bad_file_is_rejected_whole_and_the_old_config_keeps_serving(path: Path) -> None:
+    with FakeProviders(clock=FakeClock()) as fake:
+        fake["openai"].answer("openai")
+        with failover.Router.from_file(path, clock=FakeClock()) as router:
+            rejected: list[failover.Event] = []
+            router.subscribe(lambda e: rejected.append(e) if e.type == "config_rejected" else None)
+            write(path, "openai, gemni")
+            with pytest.raises(failover.ConfigError, match=r"routes\.default\.chain\[1\]: "
+                                                           r"unknown provider 'gemni'"):
+                router.reload()
+            assert router.complete("hi").provider == "openai"
+            assert len(rejected) == 1 and "gemni" in rejected[0].detail
+            path.write_text("providers: [")
+            with pytest.raises(failover.ConfigError, match="cannot parse YAML"):
+                router.reload()
+            assert router.complete("hi").provider == "openai"
+
+
+def test_reload_with_a_config_object(path: Path) -> None:
+    with FakeProviders() as fake:
+        fake["claude"].answer("claude")
+        router = failover.Router.from_file(path)
+        new = failover.Config.from_mapping({
+            "providers": {"claude": {"type": "anthropic", "model": "claude-haiku-4-5",
+                                     "api_key": "none", "base_url": "http://claude.test"}},
+            "routes": {"default": {"chain": ["claude"]}},
+        })
+        router.reload(new)
+        assert router.complete("hi").provider == "claude"
+        assert list(router.health()) == ["claude"]
+        router.close()
+
+
+async def test_reload_under_concurrent_requests_loses_none(path: Path) -> None:
+    with FakeProviders() as fake:
+        fake["openai"].answer("openai")
+        fake["claude"].answer("claude")
+        async with failover.Router.from_file(path) as router:
+            async def one(i: int) -> str:
+                await asyncio.sleep(0)
+                return (await router.acomplete(f"request {i}")).provider
+
+            tasks = [asyncio.create_task(one(i)) for i in range(300)]
+            for flip in range(10):
+                await asyncio.sleep(0)
+                write(path, "claude, openai" if flip % 2 == 0 else "openai, claude")
+                router.reload()
+            served = await asyncio.gather(*tasks)
+    assert len(served) == 300
+    assert set(served) <= {"openai", "claude"}
+    assert fake["openai"].calls + fake["claude"].calls == 300
+
+
+def test_reload_from_another_thread_while_threads_serve(path: Path) -> None:
+    with FakeProviders() as fake:
+        fake["openai"].answer("openai")
+        fake["claude"].answer("claude")
+        router = failover.Router.from_file(path)
+        results: list[str] = []
+        errors: list[BaseException] = []
+        import contextvars
+
+        def worker() -> None:
+            try:
+                for _ in range(40):
+                    results.append(router.complete("hi").provider)
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=contextvars.copy_context().run, args=(worker,))
+                   for _ in range(4)]
+        for t in threads:
+            t.start()
+        for flip in range(20):
+            write(path, "claude, openai" if flip % 2 == 0 else "openai, claude")
+            router.reload()
+        for t in threads:
+            t.join()
+        router.close()
+    assert errors == [] and len(results) == 160
+
+
+def test_watch_reloads_when_the_file_changes(path: Path) -> None:
+    write(path, "openai, claude", extra="watch: true")
+    with FakeProviders() as fake:
+        fake["openai"].answer("openai")
+        fake["claude"].answer("claude")
+        with failover.Router.from_file(path) as router:
+            reloaded = threading.Event()
+            rejected = threading.Event()
+            router.subscribe(lambda e: reloaded.set() if e.type == "config_reloaded" else None)
+            router.subscribe(lambda e: rejected.set() if e.type == "config_rejected" else None)
+            assert router.complete("hi").provider == "openai"
+            write(path, "claude, openai", extra="watch: true")
+            assert reloaded.wait(10), "the watcher did not pick up the change"
+            assert router.complete("hi").provider == "claude"
+            path.write_text("providers: [")
+            assert rejected.wait(10), "a bad file was not reported"
+            assert router.complete("hi").provider == "claude"

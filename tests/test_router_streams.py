@@ -1,0 +1,185 @@
+"""Streaming through the router: free failover before the first delta, the route's
+`stream_interrupt` policy after it, and never a truncated answer presented as done."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import failover
+from failover.testing import FakeClock, FakeProviders
+
+PROVIDERS = {
+    "openai": {"type": "openai", "model": "gpt-4o-mini", "api_key": "sk-test-0123456789"},
+    "claude": {"type": "anthropic", "model": "claude-haiku-4-5", "api_key": "sk-ant-0123456789"},
+    "gemini": {"type": "gemini", "model": "gemini-2.5-flash", "api_key": "AIzaTest0123456789"},
+}
+
+
+def make_router(clock: FakeClock, chain: list[str], **route: Any) -> failover.Router:
+    config = failover.Config.from_mapping({
+        "providers": PROVIDERS,
+        "routes": {"default": {"chain": chain, **route}},
+    })
+    return failover.Router(config, clock=clock)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def fake(clock: FakeClock) -> Iterator[FakeProviders]:
+    with FakeProviders(clock=clock) as kit:
+        yield kit
+
+
+def collect(events: Any) -> tuple[list[Any], failover.Response]:
+    out = list(events)
+    last = out[-1]
+    assert isinstance(last, failover.Completed), out
+    assert all(not isinstance(e, failover.Completed) for e in out[:-1])
+    return out, last.response
+
+
+async def acollect(events: Any) -> tuple[list[Any], failover.Response]:
+    out = [e async for e in events]
+    last = out[-1]
+    assert isinstance(last, failover.Completed), out
+    return out, last.response
+
+
+def shown_text(events: list[Any]) -> str:
+    """What a consumer that honours Restart would display at the end."""
+    text = ""
+    for event in events:
+        if event.type == "restart":
+            text = ""
+        elif event.type == "text":
+            text += event.text
+    return text
+
+
+@pytest.mark.parametrize("primary", ["openai", "claude", "gemini"])
+def test_a_healthy_stream_has_text_usage_and_the_serving_model(
+    clock: FakeClock, fake: FakeProviders, primary: str
+) -> None:
+    fake[primary].answer("Hello there, streaming world!")
+    with make_router(clock, [primary]) as router:
+        events, response = collect(router.stream("hi"))
+    assert shown_text(events) == response.text == "Hello there, streaming world!"
+    assert sum(1 for e in events if e.type == "text") > 1
+    assert response.finish_reason == "stop" and response.provider == primary
+    assert response.usage.output_tokens > 0
+    assert response.model == PROVIDERS[primary]["model"]
+
+
+def test_failure_before_the_first_delta_fails_over_for_free(
+    clock: FakeClock, fake: FakeProviders
+) -> None:
+    fake["openai"].fail(503)
+    fake["claude"].answer("from claude")
+    with make_router(clock, ["openai", "claude"]) as router:
+        events, response = collect(router.stream("hi"))
+    assert not any(e.type == "restart" for e in events)
+    assert response.text == "from claude" and response.provider == "claude"
+    assert [a.error_kind for a in response.attempts] == ["Overloaded", None]
+
+
+@pytest.mark.parametrize("fault", ["cut", "stall", "malformed"])
+def test_a_broken_stream_restarts_on_the_next_provider(
+    clock: FakeClock, fake: FakeProviders, fault: str
+) -> None:
+    {"cut": fake["openai"].cut_stream, "stall": fake["openai"].stall,
+     "malformed": fake["openai"].malformed}[fault](after=2, text="partial answer that dies")
+    fake["claude"].answer("the complete answer")
+    with make_router(clock, ["openai", "claude"]) as router:
+        events, response = collect(router.stream("hi"))
+    restarts = [e for e in events if e.type == "restart"]
+    assert len(restarts) == 1 and restarts[0].provider == "claude"
+    assert "openai" in restarts[0].reason
+    # Text was shown before the restart, and the final answer holds only the new one.
+    assert any(e.type == "text" for e in events[: events.index(restarts[0])])
+    assert response.text == "the complete answer" == shown_text(events)
+    assert response.provider == "claude"
+    assert response.attempts[0].error_kind == "StreamInterrupted"
+
+
+async def test_a_cut_stream_restarts_async(clock: FakeClock, fake: FakeProviders) -> None:
+    fake["openai"].cut_stream(after=2, text="partial answer that dies")
+    fake["gemini"].answer("the complete answer")
+    async with make_router(clock, ["openai", "gemini"]) as router:
+        events, response = await acollect(router.astream("hi"))
+    assert [e.type for e in events].count("restart") == 1
+    assert response.text == "the complete answer" == shown_text(events)
+
+
+def test_stream_interrupt_raise_keeps_the_partial_text(clock: FakeClock,
+                                                       fake: FakeProviders) -> None:
+    fake["openai"].cut_stream(after=2, text="partial answer that dies")
+    fake["claude"].answer("never asked")
+    with make_router(clock, ["openai", "claude"], stream_interrupt="raise") as router:
+        seen = []
+        with pytest.raises(failover.StreamInterrupted) as info:
+            for event in router.stream("hi"):
+                seen.append(event)
+    assert info.value.partial_text
+    assert "partial answer that dies".startswith(info.value.partial_text)
+    assert fake["claude"].calls == 0
+    assert not any(e.type == "completed" for e in seen)
+
+
+def test_stream_interrupt_continue_prefills_a_provider_that_supports_it(
+    clock: FakeClock, fake: FakeProviders
+) -> None:
+    fake["openai"].cut_stream(after=2, text="The answer is forty")
+    fake["claude"].answer("-two.")
+    with make_router(clock, ["openai", "claude"], stream_interrupt="continue") as router:
+        events, response = collect(router.stream("hi"))
+    assert not any(e.type == "restart" for e in events)
+    assert response.text == shown_text(events)
+    assert response.text.endswith("-two.") and len(response.text) > len("-two.")
+    partial = response.text.removesuffix("-two.")
+    assert "The answer is forty".startswith(partial)
+    sent = fake["claude"].last_request.json["messages"]
+    # Anthropic refuses a prefill that ends in white space; the adapter trims it.
+    assert sent[-1]["role"] == "assistant" and sent[-1]["content"] == partial.rstrip()
+
+
+def test_stream_interrupt_continue_restarts_where_prefill_is_unsupported(
+    clock: FakeClock, fake: FakeProviders
+) -> None:
+    fake["openai"].cut_stream(after=2, text="The answer is forty")
+    fake["gemini"].answer("The answer is forty-two.")
+    with make_router(clock, ["openai", "gemini"], stream_interrupt="continue") as router:
+        events, response = collect(router.stream("hi"))
+    assert [e.type for e in events].count("restart") == 1
+    assert response.text == "The answer is forty-two." == shown_text(events)
+
+
+def test_a_stream_that_never_finishes_is_not_a_success(clock: FakeClock,
+                                                      fake: FakeProviders) -> None:
+    fake["openai"].cut_stream(after=3, text="a long answer that is cut before its end")
+    with make_router(clock, ["openai"]) as router:
+        with pytest.raises(failover.AllProvidersFailed) as info:
+            list(router.stream("hi"))
+    assert [a.error_kind for a in info.value.attempts] == ["StreamInterrupted"]
+
+
+def test_all_failed_mid_stream_runs_the_fallback_as_a_stream(
+    clock: FakeClock, fake: FakeProviders, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = tmp_path / "stream_fallbacks.py"
+    module.write_text("def canned(request, error):\n    return 'canned answer'\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    fake["openai"].cut_stream(after=2, text="partial answer that dies")
+    fake["claude"].fail(503)
+    with make_router(clock, ["openai", "claude"],
+                     fallback={"python": "stream_fallbacks:canned"}) as router:
+        events, response = collect(router.stream("hi"))
+    assert response.provider == "fallback" and response.text == "canned answer"
+    assert shown_text(events) == "canned answer"
+    assert events[-3].type == "restart"
