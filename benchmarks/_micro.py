@@ -57,8 +57,10 @@ def _sdk_call(base_url: str, in_memory: bool) -> tuple[Callable[[], object], Cal
         http = httpx2.Client(transport=httpx2.MockTransport(lambda r: _Canned()._answer(r)))
     client = openai.OpenAI(base_url=base_url, api_key="none", max_retries=0, http_client=http)
 
+    messages: Any = MESSAGES
+
     def call() -> object:
-        return client.chat.completions.create(model=MODEL, messages=MESSAGES)
+        return client.chat.completions.create(model=MODEL, messages=messages)
 
     return call, client.close
 
@@ -102,7 +104,7 @@ def _blocks(calls: dict[str, Callable[[], object]], blocks: int, per_block: int,
 
 def _report(blocks: dict[str, list[float]]) -> dict[str, Any]:
     def diff(a: str, b: str) -> float:
-        return statistics.median(x - y for x, y in zip(blocks[a], blocks[b]))
+        return statistics.median(x - y for x, y in zip(blocks[a], blocks[b], strict=True))
 
     return {
         "per_call_us": {name: statistics.median(v) for name, v in blocks.items()},
@@ -128,14 +130,14 @@ def _decision_us(setup: Setup, n: int) -> dict[str, float] | None:
         if variant == "skip":
             router.force_open("primary")
         try:
-            start = router._start  # type: ignore[attr-defined]
+            start = router._start
             # Build the adapters outside the timing, as the first real call would.
-            for provider in router._state.routes["default"].chain:  # type: ignore[attr-defined]
+            for provider in router._state.routes["default"].chain:
                 _ = provider.adapter
         except AttributeError:
             return None
 
-        def decide() -> None:
+        def decide(start: Any = start) -> None:
             call = start(MESSAGES, "default", None, {"system": None})
             for provider, permit in call.candidates():
                 with provider.lock:

@@ -37,7 +37,7 @@ def _max(rounds: Rounds, path: str) -> float | None:
 def _paired(rounds: Rounds, base: Rounds, fn: Callable[[Any, Any], float | None]) -> float | None:
     """Median over rounds of ``fn(contender_round, base_round)``: ratios inside one round."""
     values = []
-    for mine, theirs in zip(rounds, base):
+    for mine, theirs in zip(rounds, base, strict=False):
         if mine is not None and theirs is not None:
             values.append(fn(mine, theirs))
     return median(values)
@@ -100,8 +100,9 @@ def _fast_failure(raw: dict[str, Rounds]) -> dict[str, Any]:
             "primary_attempts_client": _med(rounds, "primary_attempts_client"),
             "primary_attempts_client_max": _max(rounds, "primary_attempts_client"),
             "refused_connects_kernel": _med(rounds, "refused_connects_kernel"),
-            "steady_minus_handwritten_us": _paired(rounds, hand,
-                                                   _diff("steady.p50", "steady.p50")),  # fmt: skip
+            "steady_minus_handwritten_us": _paired(
+                rounds, hand, _diff("steady.p50", "steady.p50")
+            ),
             "steady_minus_sdk_us": _paired(rounds, base, _diff("steady.p50", "steady.p50")),
         }
         if name == "sdk":
@@ -202,7 +203,7 @@ def _fmt(value: float | None, unit: str = "", digits: int | None = None) -> str:
 
 
 def _x(value: float | None) -> str:
-    return "n/a" if value is None else f"×{value:.3f}"
+    return "n/a" if value is None else f"x{value:.3f}"
 
 
 def _target(tid: str, text: str, measured: str, ok: bool | None) -> dict[str, Any]:
@@ -244,7 +245,7 @@ def targets(s: dict[str, Any], breaker: dict[str, Any]) -> list[dict[str, Any]]:
         decision = _get(m, "decision_us.skip_minus_direct")
         out.append(_target(
             "open_breaker_skip", "Skipping a provider whose breaker is open costs < 10 µs",
-            f"{_fmt(skip, ' µs')} per call (in memory, skip − direct); "
+            f"{_fmt(skip, ' µs')} per call (in memory, skip - direct); "
             f"{_fmt(decision, ' µs')} in the routing decision alone",
             None if skip is None else skip < 10,
         ))  # fmt: skip
@@ -397,7 +398,9 @@ def markdown(doc: dict[str, Any]) -> str:
         "so that connecting is refused), as a real outage would.",
         "- Figures are medians over rounds. Every ratio or difference is taken between "
         "contenders of the same round, then the median of those is reported.",
-        "- Timeouts 200 ms per attempt; the router's breaker opens after "
+        "- Timeouts: 200 ms per attempt in the hang scenario, 10 s elsewhere (so that a "
+        "queue or a scheduling hiccup is never mistaken for an outage); the router's "
+        "breaker opens after "
         "3 consecutive failures, `open_for` 1 s doubling to 4 s; `retry.attempts: 1` for "
         "every contender (SDK `max_retries=0`, LiteLLM `num_retries=0`, LangChain "
         "`max_retries=0`). LiteLLM: `allowed_fails=2`, `cooldown_time=1`.",
@@ -451,11 +454,11 @@ def _healthy_md(h: dict[str, Any], meta: dict[str, Any]) -> list[str]:
         "## 1. Healthy path",
         "",
         f"{p.get('calls')} sequential calls per mode after {p.get('warmup')} warm-up calls, "
-        f"median of {p.get('rounds')} rounds; µs per call; ×SDK is the p50 ratio to the bare "
+        f"median of {p.get('rounds')} rounds; µs per call; xSDK is the p50 ratio to the bare "
         "SDK in the same round.",
         "",
-        _table(["contender", "sync p50", "sync mean", "sync p99", "sync ×SDK", "async p50",
-                "async mean", "async p99", "async ×SDK", "stream p50", "stream ×SDK"], rows),
+        _table(["contender", "sync p50", "sync mean", "sync p99", "sync xSDK", "async p50",
+                "async mean", "async p99", "async xSDK", "stream p50", "stream xSDK"], rows),
         "",
     ]  # fmt: skip
 
@@ -487,7 +490,7 @@ def _fast_md(f: dict[str, Any], fault: str, meta: dict[str, Any]) -> list[str]:
         f"{_fmt(sdk.get('floor_us'), ' µs')}).",
         "",
         _table(["contender", "first calls after the outage", "steady p50", "steady mean",
-                "p50 − handwritten", "calls", "requests to the dead primary", "errors"],
+                "p50 - handwritten", "calls", "requests to the dead primary", "errors"],
                rows),
         "",
     ]  # fmt: skip
@@ -535,8 +538,8 @@ def _conc_md(c: dict[str, Any], meta: dict[str, Any]) -> list[str]:
         "503: the first batch meets a closed breaker (all of it is in flight before any "
         "failure comes back), the next ones a breaker that is open.",
         "",
-        _table(["contender", "healthy req/s", "×SDK", "primary down: first batch",
-                "steady", "×SDK", "requests to the dead primary / sent", "errors"], rows),
+        _table(["contender", "healthy req/s", "xSDK", "primary down: first batch",
+                "steady", "xSDK", "requests to the dead primary / sent", "errors"], rows),
         "",
     ]  # fmt: skip
 
@@ -579,7 +582,7 @@ def _micro_md(m: dict[str, Any]) -> list[str]:
         "transport answers at once from memory, so only SDK and router work is left.",
         "",
         _table(["where", "sdk µs", "router direct µs", "router skip µs", "router overhead µs",
-                "router ×SDK", "skip open breaker µs"], rows),
+                "router xSDK", "skip open breaker µs"], rows),
         "",
         f"Routing decision alone (plan the request, take the first breaker permit): "
         f"{_fmt(d.get('direct'), ' µs')} with the primary healthy, "

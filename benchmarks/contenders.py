@@ -276,7 +276,7 @@ class Failover(Contender):
         reply = None
         for event in self.router.stream(MESSAGES):
             if event.type == "completed":
-                reply = event.response  # type: ignore[union-attr]
+                reply = event.response
         if reply is None:
             raise RuntimeError("stream ended without a Completed event")
         return self._count(reply)
@@ -300,6 +300,7 @@ class LiteLLM(Contender):
         os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
         os.environ.setdefault("LITELLM_LOG", "ERROR")
         import litellm
+        from litellm.router import Router
 
         litellm.telemetry = False
         litellm.suppress_debug_info = True
@@ -312,7 +313,7 @@ class LiteLLM(Contender):
                                    "max_retries": 0},
             }  # fmt: skip
 
-        self.router = litellm.Router(
+        self.router = Router(
             model_list=[deployment("primary", setup.primary_url),
                         deployment("secondary", setup.secondary_url)],
             fallbacks=[{"primary": ["secondary"]}],
@@ -349,8 +350,9 @@ class LangChain(Contender):
         from langchain_openai import ChatOpenAI
 
         def chat(url: str) -> Any:
-            return ChatOpenAI(model=MODEL, base_url=url, api_key="none",  # type: ignore[arg-type]
-                              max_retries=0, timeout=setup.timeout_s)  # fmt: skip
+            key: Any = "none"
+            return ChatOpenAI(model=MODEL, base_url=url, api_key=key, max_retries=0,
+                              timeout=setup.timeout_s)  # fmt: skip
 
         self.chain = chat(setup.primary_url).with_fallbacks([chat(setup.secondary_url)])
 

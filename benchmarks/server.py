@@ -482,8 +482,10 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--capacity", action="store_true",
-                        help="start a server, measure it with a raw httpx2 client, print")  # fmt: skip
+    parser.add_argument(
+        "--capacity", action="store_true",
+        help="start a server, measure it with a raw httpx2 client, print the figures",
+    )
     args = parser.parse_args(argv)
     if args.capacity:
         with ServerHandle.start() as handle:

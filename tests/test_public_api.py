@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 import failover
 
 EXPECTED = [
@@ -29,12 +31,8 @@ def test_every_public_name_resolves() -> None:
 
 
 def test_unknown_attribute_is_an_attribute_error() -> None:
-    try:
+    with pytest.raises(AttributeError, match="has no attribute 'Nope'"):
         failover.Nope  # type: ignore[attr-defined]  # noqa: B018
-    except AttributeError as exc:
-        assert "Nope" in str(exc)
-    else:
-        raise AssertionError("failover.Nope resolved")
 
 
 def test_error_kinds_share_one_base() -> None:

@@ -122,10 +122,9 @@ def test_stream_interrupt_raise_keeps_the_partial_text(clock: FakeClock,
     fake["openai"].cut_stream(after=2, text="partial answer that dies")
     fake["claude"].answer("never asked")
     with make_router(clock, ["openai", "claude"], stream_interrupt="raise") as router:
-        seen = []
+        seen: list[Any] = []
         with pytest.raises(failover.StreamInterrupted) as info:
-            for event in router.stream("hi"):
-                seen.append(event)
+            seen.extend(router.stream("hi"))
     assert info.value.partial_text
     assert "partial answer that dies".startswith(info.value.partial_text)
     assert fake["claude"].calls == 0

@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -225,7 +226,7 @@ class ProviderConfig(_Model):
 class HedgeConfig(_Model):
     """Start the next provider if the first has not answered ``after`` this long."""
 
-    after: Union[Literal["p95"], Duration] = "p95"
+    after: Literal["p95"] | Duration = "p95"
     max_extra: int = Field(1, ge=1, description="extra concurrent attempts per request")
     max_ratio: Fraction = Field(0.1, description="at most this share of requests hedge")
     min_delay: Duration = 0.05
@@ -436,7 +437,10 @@ def _parse_text(text: str, suffix: str, source: str) -> Any:
 
             return yaml.safe_load(text)
         if suffix == ".toml":
-            import tomllib
+            if sys.version_info >= (3, 11):
+                import tomllib
+            else:  # pragma: no cover
+                import tomli as tomllib
 
             return tomllib.loads(text)
         if suffix == ".json":

@@ -256,7 +256,9 @@ class DeadlineExceeded(FailoverError):
 class Deferred(FailoverError):
     """No provider could serve the request; it is stored durably under ``ticket``."""
 
-    def __init__(self, ticket: str, route: str, path: str, attempts: Sequence[Attempt] = ()) -> None:
+    def __init__(
+        self, ticket: str, route: str, path: str, attempts: Sequence[Attempt] = ()
+    ) -> None:
         self.ticket = ticket
         self.route = route
         self.path = path

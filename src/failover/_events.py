@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 __all__ = ["Event", "EventBus", "EventType", "Subscriber"]
 
@@ -69,7 +69,7 @@ class Event:
         return f"{self.type} {where}: {self.detail}".replace("  ", " ")
 
 
-Subscriber = Callable[[Event], Union[None, Awaitable[None]]]
+Subscriber = Callable[[Event], Awaitable[None] | None]
 
 
 class EventBus:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 from ._errors import BadRequest
 from ._types import FinishReason, Role
@@ -55,7 +55,7 @@ class ImagePart:
     type: Literal["image"] = "image"
 
 
-ContentPart = Union[TextPart, ImagePart]
+ContentPart = TextPart | ImagePart
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,12 +210,12 @@ class Completed:
     type: Literal["completed"] = "completed"
 
 
-StreamEvent = Union[TextDelta, ToolCallDelta, Restart, Completed]
+StreamEvent = TextDelta | ToolCallDelta | Restart | Completed
 
 
 # --- input normalisation --------------------------------------------------------------
 
-MessagesInput = Union[str, Sequence[Union[Message, Mapping[str, Any]]]]
+MessagesInput = str | Sequence[Message | Mapping[str, Any]]
 
 
 def _content_from_dict(raw: Any, where: str) -> str | tuple[ContentPart, ...]:

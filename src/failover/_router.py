@@ -66,8 +66,6 @@ __all__ = ["Router"]
 
 logger = logging.getLogger("failover")
 
-_HAS_ASYNCIO_TIMEOUT = sys.version_info >= (3, 11)
-
 
 # --- live state ---------------------------------------------------------------------------
 
@@ -331,9 +329,11 @@ class _Call:
 
 
 def _deadline_timeout(seconds: float | None) -> Any:
-    if seconds is None or not _HAS_ASYNCIO_TIMEOUT:
+    if seconds is None:
         return contextlib.nullcontext()
-    return asyncio.timeout(seconds)
+    if sys.version_info >= (3, 11):
+        return asyncio.timeout(seconds)
+    return contextlib.nullcontext()  # 3.10: the socket timeouts alone bound the attempt
 
 
 # --- the router ------------------------------------------------------------------------------
@@ -442,7 +442,9 @@ class Router:
 
     # -- the send loops: sync -------------------------------------------------------------
 
-    def _attempt_timeout(self, call: _Call, provider: _Provider, timeout: float | None) -> float | None:
+    def _attempt_timeout(
+        self, call: _Call, provider: _Provider, timeout: float | None
+    ) -> float | None:
         left = call.timeout_for(provider)
         if timeout is None:
             return left

@@ -17,6 +17,7 @@ import pytest
 import respx
 from google.genai import _api_client
 
+import failover
 from failover._config import ProviderConfig, TimeoutsConfig
 from failover._errors import (
     AuthenticationFailed,
@@ -50,7 +51,7 @@ from failover._models import (
 )
 from failover.providers import build_adapter
 from failover.providers._base import ProviderAdapter, override_transport
-from failover.testing import RespxTransport
+from failover.testing import FakeClock, RespxTransport
 
 KEY = "AIza-test-KEY-0123456789abcdef"
 MODEL = "gemini-2.5-flash"
@@ -142,8 +143,7 @@ def breaking_body(first: bytes, error: Exception) -> Callable[[httpx.Request], h
             yield first
             raise error
 
-        return httpx.Response(200, headers={"content-type": "text/event-stream"},
-                              content=body())
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body())
 
     return respond
 
@@ -176,9 +176,7 @@ KEY_INVALID = {
     "domain": "googleapis.com",
     "metadata": {"service": "generativelanguage.googleapis.com"},
 }
-TOO_LONG = (
-    "The input token count (1200000) exceeds the maximum number of tokens allowed (1048576)."
-)
+TOO_LONG = "The input token count (1200000) exceeds the maximum number of tokens allowed (1048576)."
 
 
 # --- success --------------------------------------------------------------------------
@@ -217,8 +215,7 @@ async def test_function_calls_become_tool_calls(
     )
     request = build_request(
         "weather and time in Oslo?",
-        tools=[{"name": "get_weather", "parameters": {"type": "object"}},
-               {"name": "get_time"}],
+        tools=[{"name": "get_weather", "parameters": {"type": "object"}}, {"name": "get_time"}],
     )
 
     response = await complete(adapter, request, mode)
@@ -260,11 +257,14 @@ async def test_continuation_is_not_followed(
 ) -> None:
     body = answer({"text": "part one"}, finish="CONTINUATION")
     body["candidates"][0]["continuationToken"] = base64.b64encode(b"resume-here").decode()
-    route = mock.post(URL).respond(200, json=body)
+    rest = answer({"text": " and part two"})
+    route = mock.post(URL).mock(
+        side_effect=[httpx.Response(200, json=body), httpx.Response(200, json=rest)]
+    )
 
     response = await complete(adapter, hello(), mode)
 
-    assert response.finish_reason == "length"
+    assert (response.text, response.finish_reason) == ("part one", "length")
     assert route.call_count == 1
     assert "continuationToken" not in json.dumps(sent_body(route))
 
@@ -284,9 +284,7 @@ async def test_served_model_defaults_to_configured(
 # --- request translation ------------------------------------------------------------
 
 
-async def test_request_translation(
-    adapter: ProviderAdapter, mock: respx.Router, mode: str
-) -> None:
+async def test_request_translation(adapter: ProviderAdapter, mock: respx.Router, mode: str) -> None:
     route = mock.post(URL).respond(200, json=answer({"text": "sunny"}))
     png = b"\x89PNG fake"
     request = build_request(
@@ -297,9 +295,12 @@ async def test_request_translation(
                 "content": [
                     {"type": "text", "text": "Weather here?"},
                     {"type": "image", "data": png, "media_type": "image/png"},
-                    {"type": "image_url",
-                     "image_url": {"url": "data:image/jpeg;base64,"
-                                   + base64.b64encode(b"jpeg!").decode()}},
+                    {
+                        "type": "image_url",
+                        "image_url": {
+                            "url": "data:image/jpeg;base64," + base64.b64encode(b"jpeg!").decode()
+                        },
+                    },
                     {"type": "image_url", "image_url": {"url": "https://example.test/a.webp"}},
                 ],
             },
@@ -307,8 +308,10 @@ async def test_request_translation(
                 "role": "assistant",
                 "content": "Checking.",
                 "tool_calls": [
-                    {"id": "t1", "function": {"name": "get_weather",
-                                              "arguments": '{"city": "Oslo"}'}},
+                    {
+                        "id": "t1",
+                        "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'},
+                    },
                     {"id": "t2", "function": {"name": "get_time", "arguments": "{}"}},
                 ],
             },
@@ -320,11 +323,22 @@ async def test_request_translation(
         temperature=0.2,
         top_p=0.9,
         stop=["END"],
-        tools=[{"type": "function", "function": {
-            "name": "get_weather", "description": "Weather for a city",
-            "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
-                           "required": ["city"], "additionalProperties": False}}},
-               {"name": "get_time"}],
+        tools=[
+            {
+                "type": "function",
+                "function": {
+                    "name": "get_weather",
+                    "description": "Weather for a city",
+                    "parameters": {
+                        "type": "object",
+                        "properties": {"city": {"type": "string"}},
+                        "required": ["city"],
+                        "additionalProperties": False,
+                    },
+                },
+            },
+            {"name": "get_time"},
+        ],
         tool_choice="auto",
     )
 
@@ -352,11 +366,11 @@ async def test_request_translation(
     assert user["parts"][0] == {"text": "Weather here?"}
     inline = [p.get("inlineData") for p in user["parts"][1:3]]
     assert [base64.b64decode(i["data"]) for i in inline] == [png, b"jpeg!"]
-    assert [i.get("mimeType") or i.get("mime_type") for i in inline] == [
-        "image/png", "image/jpeg"]
+    assert [i.get("mimeType") or i.get("mime_type") for i in inline] == ["image/png", "image/jpeg"]
     file_data = user["parts"][3].get("fileData") or user["parts"][3].get("file_data")
     assert (file_data.get("fileUri") or file_data.get("file_uri")) == (
-        "https://example.test/a.webp")
+        "https://example.test/a.webp"
+    )
     assert model["role"] == "model"
     assert model["parts"][0] == {"text": "Checking."}
     assert model["parts"][1]["functionCall"] == {"name": "get_weather", "args": {"city": "Oslo"}}
@@ -375,12 +389,17 @@ async def test_request_translation(
     [
         ("none", {"mode": "NONE"}),
         ("required", {"mode": "ANY"}),
-        ({"type": "function", "function": {"name": "get_time"}},
-         {"mode": "ANY", "allowedFunctionNames": ["get_time"]}),
+        (
+            {"type": "function", "function": {"name": "get_time"}},
+            {"mode": "ANY", "allowedFunctionNames": ["get_time"]},
+        ),
     ],
 )
 async def test_tool_choice(
-    adapter: ProviderAdapter, mock: respx.Router, mode: str, choice: Any,
+    adapter: ProviderAdapter,
+    mock: respx.Router,
+    mode: str,
+    choice: Any,
     expected: dict[str, Any],
 ) -> None:
     route = mock.post(URL).respond(200, json=answer({"text": "ok"}))
@@ -391,9 +410,7 @@ async def test_tool_choice(
     assert sent_body(route)["toolConfig"] == {"functionCallingConfig": expected}
 
 
-async def test_json_schema_output(
-    adapter: ProviderAdapter, mock: respx.Router, mode: str
-) -> None:
+async def test_json_schema_output(adapter: ProviderAdapter, mock: respx.Router, mode: str) -> None:
     route = mock.post(URL).respond(200, json=answer({"text": '{"n": 1}'}))
     schema = {"type": "object", "properties": {"n": {"type": "integer"}}}
     request = build_request(
@@ -452,8 +469,10 @@ async def test_tool_result_without_its_call_is_a_bad_request(
 ) -> None:
     route = mock.post(URL).respond(200, json=answer({"text": "ok"}))
     request = build_request(
-        [{"role": "user", "content": "hi"},
-         {"role": "tool", "tool_call_id": "nope", "content": "1"}]
+        [
+            {"role": "user", "content": "hi"},
+            {"role": "tool", "tool_call_id": "nope", "content": "1"},
+        ]
     )
 
     with pytest.raises(BadRequest) as caught:
@@ -463,9 +482,7 @@ async def test_tool_result_without_its_call_is_a_bad_request(
     assert route.call_count == 0
 
 
-async def test_prefill_is_refused(
-    adapter: ProviderAdapter, mock: respx.Router, mode: str
-) -> None:
+async def test_prefill_is_refused(adapter: ProviderAdapter, mock: respx.Router, mode: str) -> None:
     route = mock.post(URL).respond(200, json=answer({"text": "ok"}))
     request = Request(messages=(Message("user", (TextPart("hi"),)),), prefill="Sure")
 
@@ -478,9 +495,12 @@ async def test_prefill_is_refused(
 def test_capabilities() -> None:
     caps = make_adapter().capabilities
     assert (caps.tools, caps.json_schema, caps.images, caps.prefill) == (True, True, True, False)
-    assert caps.missing_for(
-        Request(messages=(Message("user", (ImagePart(url="https://x.test/a.png"),)),))
-    ) is None
+    assert (
+        caps.missing_for(
+            Request(messages=(Message("user", (ImagePart(url="https://x.test/a.png"),)),))
+        )
+        is None
+    )
 
 
 async def test_missing_key_is_a_config_error(mock: respx.Router, mode: str) -> None:
@@ -514,64 +534,155 @@ def test_sdk_clients_use_the_seam_clients_and_never_aiohttp(
 # --- errors -----------------------------------------------------------------------------
 
 ERROR_CASES = [
-    pytest.param(400, google_error(400, "INVALID_ARGUMENT", "Invalid JSON payload"), {},
-                 BadRequest, None, id="400"),
-    pytest.param(400, google_error(400, "INVALID_ARGUMENT",
-                                   "API key not valid. Please pass a valid API key.",
-                                   KEY_INVALID), {},
-                 AuthenticationFailed, None, id="400-api-key-invalid"),
-    pytest.param(400, google_error(400, "INVALID_ARGUMENT", f"API key {KEY} is bad",
-                                   KEY_INVALID), {},
-                 AuthenticationFailed, None, id="400-key-echoed"),
-    pytest.param(400, google_error(400, "INVALID_ARGUMENT", TOO_LONG), {},
-                 ContextWindowExceeded, None, id="400-context-window"),
-    pytest.param(400, google_error(400, "FAILED_PRECONDITION",
-                                   "User location is not supported for the API use."), {},
-                 PermissionDenied, None, id="400-location"),
-    pytest.param(401, google_error(401, "UNAUTHENTICATED", "Request had invalid credentials"),
-                 {}, AuthenticationFailed, None, id="401"),
-    pytest.param(403, google_error(403, "PERMISSION_DENIED", "Permission denied"), {},
-                 PermissionDenied, None, id="403"),
-    pytest.param(404, google_error(404, "NOT_FOUND", f"models/{MODEL} is not found"), {},
-                 ModelNotFound, None, id="404"),
-    pytest.param(408, google_error(408, "DEADLINE_EXCEEDED", "Request timeout"), {},
-                 Timeout, None, id="408"),
-    pytest.param(409, google_error(409, "ABORTED", "Conflict"), {},
-                 ServerError, None, id="409"),
-    pytest.param(413, google_error(413, "INVALID_ARGUMENT", "Request payload size exceeds"),
-                 {}, ContextWindowExceeded, None, id="413"),
-    pytest.param(422, google_error(422, "INVALID_ARGUMENT", "Unprocessable"), {},
-                 BadRequest, None, id="422"),
-    pytest.param(429, google_error(429, "RESOURCE_EXHAUSTED", "Quota exceeded", RETRY_INFO),
-                 {}, RateLimited, 37.0, id="429-retry-info"),
-    pytest.param(429, google_error(429, "RESOURCE_EXHAUSTED", "Quota exceeded"),
-                 {"retry-after": "12"}, RateLimited, 12.0, id="429-retry-after"),
-    pytest.param(429, google_error(429, "RESOURCE_EXHAUSTED", "Quota exceeded"), {},
-                 RateLimited, None, id="429-bare"),
-    pytest.param(500, google_error(500, "INTERNAL", "Internal error"), {},
-                 ServerError, None, id="500"),
-    pytest.param(502, "<html><body>Bad Gateway</body></html>", {},
-                 ServerError, None, id="502-html"),
-    pytest.param(503, google_error(503, "UNAVAILABLE", "The model is overloaded."), {},
-                 Overloaded, None, id="503"),
-    pytest.param(504, google_error(504, "DEADLINE_EXCEEDED", "Deadline expired"), {},
-                 ServerError, None, id="504"),
-    pytest.param(529, google_error(529, "UNAVAILABLE", "Overloaded"), {},
-                 Overloaded, None, id="529"),
+    pytest.param(
+        400,
+        google_error(400, "INVALID_ARGUMENT", "Invalid JSON payload"),
+        {},
+        BadRequest,
+        None,
+        id="400",
+    ),
+    pytest.param(
+        400,
+        google_error(
+            400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.", KEY_INVALID
+        ),
+        {},
+        AuthenticationFailed,
+        None,
+        id="400-api-key-invalid",
+    ),
+    pytest.param(
+        400,
+        google_error(400, "INVALID_ARGUMENT", f"API key {KEY} is bad", KEY_INVALID),
+        {},
+        AuthenticationFailed,
+        None,
+        id="400-key-echoed",
+    ),
+    pytest.param(
+        400,
+        google_error(400, "INVALID_ARGUMENT", TOO_LONG),
+        {},
+        ContextWindowExceeded,
+        None,
+        id="400-context-window",
+    ),
+    pytest.param(
+        400,
+        google_error(400, "FAILED_PRECONDITION", "User location is not supported for the API use."),
+        {},
+        PermissionDenied,
+        None,
+        id="400-location",
+    ),
+    pytest.param(
+        401,
+        google_error(401, "UNAUTHENTICATED", "Request had invalid credentials"),
+        {},
+        AuthenticationFailed,
+        None,
+        id="401",
+    ),
+    pytest.param(
+        403,
+        google_error(403, "PERMISSION_DENIED", "Permission denied"),
+        {},
+        PermissionDenied,
+        None,
+        id="403",
+    ),
+    pytest.param(
+        404,
+        google_error(404, "NOT_FOUND", f"models/{MODEL} is not found"),
+        {},
+        ModelNotFound,
+        None,
+        id="404",
+    ),
+    pytest.param(
+        408, google_error(408, "DEADLINE_EXCEEDED", "Request timeout"), {}, Timeout, None, id="408"
+    ),
+    pytest.param(409, google_error(409, "ABORTED", "Conflict"), {}, ServerError, None, id="409"),
+    pytest.param(
+        413,
+        google_error(413, "INVALID_ARGUMENT", "Request payload size exceeds"),
+        {},
+        ContextWindowExceeded,
+        None,
+        id="413",
+    ),
+    pytest.param(
+        422, google_error(422, "INVALID_ARGUMENT", "Unprocessable"), {}, BadRequest, None, id="422"
+    ),
+    pytest.param(
+        429,
+        google_error(429, "RESOURCE_EXHAUSTED", "Quota exceeded", RETRY_INFO),
+        {},
+        RateLimited,
+        37.0,
+        id="429-retry-info",
+    ),
+    pytest.param(
+        429,
+        google_error(429, "RESOURCE_EXHAUSTED", "Quota exceeded"),
+        {"retry-after": "12"},
+        RateLimited,
+        12.0,
+        id="429-retry-after",
+    ),
+    pytest.param(
+        429,
+        google_error(429, "RESOURCE_EXHAUSTED", "Quota exceeded"),
+        {},
+        RateLimited,
+        None,
+        id="429-bare",
+    ),
+    pytest.param(
+        500, google_error(500, "INTERNAL", "Internal error"), {}, ServerError, None, id="500"
+    ),
+    pytest.param(
+        502, "<html><body>Bad Gateway</body></html>", {}, ServerError, None, id="502-html"
+    ),
+    pytest.param(
+        503,
+        google_error(503, "UNAVAILABLE", "The model is overloaded."),
+        {},
+        Overloaded,
+        None,
+        id="503",
+    ),
+    pytest.param(
+        504,
+        google_error(504, "DEADLINE_EXCEEDED", "Deadline expired"),
+        {},
+        ServerError,
+        None,
+        id="504",
+    ),
+    pytest.param(
+        529, google_error(529, "UNAVAILABLE", "Overloaded"), {}, Overloaded, None, id="529"
+    ),
 ]
 
 
 def error_response(status: int, body: Any, headers: dict[str, str]) -> httpx.Response:
     if isinstance(body, str):
-        return httpx.Response(status, headers={"content-type": "text/html", **headers},
-                              text=body)
+        return httpx.Response(status, headers={"content-type": "text/html", **headers}, text=body)
     return httpx.Response(status, headers=headers, json=body)
 
 
 @pytest.mark.parametrize(("status", "body", "headers", "kind", "retry_after"), ERROR_CASES)
 async def test_status_errors(
-    adapter: ProviderAdapter, mock: respx.Router, mode: str, status: int, body: Any,
-    headers: dict[str, str], kind: type[ProviderError], retry_after: float | None,
+    adapter: ProviderAdapter,
+    mock: respx.Router,
+    mode: str,
+    status: int,
+    body: Any,
+    headers: dict[str, str],
+    kind: type[ProviderError],
+    retry_after: float | None,
 ) -> None:
     route = mock.post(URL).mock(return_value=error_response(status, body, headers))
 
@@ -588,8 +699,14 @@ async def test_status_errors(
 
 @pytest.mark.parametrize(("status", "body", "headers", "kind", "retry_after"), ERROR_CASES)
 async def test_status_errors_when_streaming(
-    adapter: ProviderAdapter, mock: respx.Router, mode: str, status: int, body: Any,
-    headers: dict[str, str], kind: type[ProviderError], retry_after: float | None,
+    adapter: ProviderAdapter,
+    mock: respx.Router,
+    mode: str,
+    status: int,
+    body: Any,
+    headers: dict[str, str],
+    kind: type[ProviderError],
+    retry_after: float | None,
 ) -> None:
     route = stream_route(mock).mock(return_value=error_response(status, body, headers))
 
@@ -614,7 +731,10 @@ async def test_status_errors_when_streaming(
     ],
 )
 async def test_transport_errors(
-    adapter: ProviderAdapter, mock: respx.Router, mode: str, exc: Exception,
+    adapter: ProviderAdapter,
+    mock: respx.Router,
+    mode: str,
+    exc: Exception,
     kind: type[ProviderError],
 ) -> None:
     route = mock.post(URL).mock(side_effect=exc)
@@ -632,16 +752,16 @@ async def test_transport_errors(
     [
         pytest.param(b"this is not json {", id="not-json"),
         pytest.param(json.dumps({"candidates": "drifted"}).encode(), id="schema-drift"),
-        pytest.param(json.dumps({"candidates": [{"content": {"parts": "x"}}]}).encode(),
-                     id="parts-drift"),
+        pytest.param(
+            json.dumps({"candidates": [{"content": {"parts": "x"}}]}).encode(), id="parts-drift"
+        ),
         pytest.param(b"{}", id="empty-object"),
     ],
 )
 async def test_malformed_body_is_invalid_response(
     adapter: ProviderAdapter, mock: respx.Router, mode: str, body: bytes
 ) -> None:
-    route = mock.post(URL).respond(200, content=body,
-                                   headers={"content-type": "application/json"})
+    route = mock.post(URL).respond(200, content=body, headers={"content-type": "application/json"})
 
     with pytest.raises(InvalidResponse) as caught:
         await complete(adapter, hello(), mode)
@@ -653,11 +773,14 @@ async def test_malformed_body_is_invalid_response(
 async def test_prompt_blocked_is_content_filtered(
     adapter: ProviderAdapter, mock: respx.Router, mode: str
 ) -> None:
-    mock.post(URL).respond(200, json={
-        "promptFeedback": {"blockReason": "SAFETY", "safetyRatings": []},
-        "usageMetadata": {"promptTokenCount": 5, "totalTokenCount": 5},
-        "modelVersion": SERVED,
-    })
+    mock.post(URL).respond(
+        200,
+        json={
+            "promptFeedback": {"blockReason": "SAFETY", "safetyRatings": []},
+            "usageMetadata": {"promptTokenCount": 5, "totalTokenCount": 5},
+            "modelVersion": SERVED,
+        },
+    )
 
     with pytest.raises(ContentFiltered) as caught:
         await complete(adapter, hello(), mode)
@@ -709,11 +832,15 @@ def chunk(*parts: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
 
 
 async def test_stream_text(adapter: ProviderAdapter, mock: respx.Router, mode: str) -> None:
-    route = stream_route(mock).mock(return_value=sse_response(sse(
-        chunk({"text": "Hel"}),
-        chunk({"text": "thinking", "thought": True}),
-        chunk({"text": "lo"}, finish="STOP"),
-    )))
+    route = stream_route(mock).mock(
+        return_value=sse_response(
+            sse(
+                chunk({"text": "Hel"}),
+                chunk({"text": "thinking", "thought": True}),
+                chunk({"text": "lo"}, finish="STOP"),
+            )
+        )
+    )
 
     events = await stream(adapter, hello(), mode)
 
@@ -733,12 +860,18 @@ async def test_stream_text(adapter: ProviderAdapter, mock: respx.Router, mode: s
 async def test_stream_function_call(
     adapter: ProviderAdapter, mock: respx.Router, mode: str
 ) -> None:
-    stream_route(mock).mock(return_value=sse_response(sse(
-        chunk({"text": "Let me check."}),
-        chunk({"functionCall": {"name": "get_weather", "args": {"city": "Oslo"}}},
-              {"functionCall": {"id": "fc-2", "name": "get_time"}},
-              finish="STOP"),
-    )))
+    stream_route(mock).mock(
+        return_value=sse_response(
+            sse(
+                chunk({"text": "Let me check."}),
+                chunk(
+                    {"functionCall": {"name": "get_weather", "args": {"city": "Oslo"}}},
+                    {"functionCall": {"id": "fc-2", "name": "get_time"}},
+                    finish="STOP",
+                ),
+            )
+        )
+    )
     request = build_request("weather?", tools=[{"name": "get_weather"}, {"name": "get_time"}])
 
     events = await stream(adapter, request, mode)
@@ -762,9 +895,14 @@ async def test_stream_stops_at_the_finish_chunk(
     adapter: ProviderAdapter, mock: respx.Router, mode: str
 ) -> None:
     # Anything after the finishReason chunk is never read (there is no [DONE]).
-    stream_route(mock).mock(return_value=sse_response(sse(
-        chunk({"text": "done"}, finish="STOP"), "{this would not parse",
-    )))
+    stream_route(mock).mock(
+        return_value=sse_response(
+            sse(
+                chunk({"text": "done"}, finish="STOP"),
+                "{this would not parse",
+            )
+        )
+    )
 
     events = await stream(adapter, hello(), mode)
 
@@ -775,10 +913,12 @@ async def test_stream_stops_at_the_finish_chunk(
 async def test_stream_cut_is_interrupted_with_partial_text(
     adapter: ProviderAdapter, mock: respx.Router, mode: str
 ) -> None:
-    route = stream_route(mock).mock(side_effect=breaking_body(
-        sse(chunk({"text": "Partial "}), chunk({"text": "answer"})),
-        httpx.ReadError("Connection reset by peer"),
-    ))
+    route = stream_route(mock).mock(
+        side_effect=breaking_body(
+            sse(chunk({"text": "Partial "}), chunk({"text": "answer"})),
+            httpx.ReadError("Connection reset by peer"),
+        )
+    )
 
     with pytest.raises(StreamInterrupted) as caught:
         await stream(adapter, hello(), mode)
@@ -792,9 +932,12 @@ async def test_stream_stall_is_interrupted(
     adapter: ProviderAdapter, mock: respx.Router, mode: str
 ) -> None:
     # A stalled socket surfaces as the transport's read timeout.
-    stream_route(mock).mock(side_effect=breaking_body(
-        sse(chunk({"text": "Slow"})), httpx.ReadTimeout("timed out"),
-    ))
+    stream_route(mock).mock(
+        side_effect=breaking_body(
+            sse(chunk({"text": "Slow"})),
+            httpx.ReadTimeout("timed out"),
+        )
+    )
 
     with pytest.raises(StreamInterrupted) as caught:
         await stream(adapter, hello(), mode)
@@ -823,9 +966,14 @@ async def test_stream_refused(adapter: ProviderAdapter, mock: respx.Router, mode
 async def test_stream_without_finish_reason_is_interrupted(
     adapter: ProviderAdapter, mock: respx.Router, mode: str
 ) -> None:
-    route = stream_route(mock).mock(return_value=sse_response(sse(
-        chunk({"text": "Half"}), chunk({"text": " an answer"}),
-    )))
+    route = stream_route(mock).mock(
+        return_value=sse_response(
+            sse(
+                chunk({"text": "Half"}),
+                chunk({"text": " an answer"}),
+            )
+        )
+    )
 
     with pytest.raises(StreamInterrupted) as caught:
         await stream(adapter, hello(), mode)
@@ -837,9 +985,14 @@ async def test_stream_without_finish_reason_is_interrupted(
 async def test_stream_malformed_chunk_after_text_is_interrupted(
     adapter: ProviderAdapter, mock: respx.Router, mode: str
 ) -> None:
-    stream_route(mock).mock(return_value=sse_response(sse(
-        chunk({"text": "Good start"}), "{not json at all",
-    )))
+    stream_route(mock).mock(
+        return_value=sse_response(
+            sse(
+                chunk({"text": "Good start"}),
+                "{not json at all",
+            )
+        )
+    )
 
     with pytest.raises(StreamInterrupted) as caught:
         await stream(adapter, hello(), mode)
@@ -860,9 +1013,15 @@ async def test_stream_malformed_first_chunk_is_invalid_response(
 async def test_stream_error_event_first_maps_to_its_kind(
     adapter: ProviderAdapter, mock: respx.Router, mode: str
 ) -> None:
-    route = stream_route(mock).mock(return_value=sse_response(sse(
-        google_error(503, "UNAVAILABLE", "The model is overloaded. Please try again later."),
-    )))
+    route = stream_route(mock).mock(
+        return_value=sse_response(
+            sse(
+                google_error(
+                    503, "UNAVAILABLE", "The model is overloaded. Please try again later."
+                ),
+            )
+        )
+    )
 
     with pytest.raises(Overloaded) as caught:
         await stream(adapter, hello(), mode)
@@ -874,10 +1033,14 @@ async def test_stream_error_event_first_maps_to_its_kind(
 async def test_stream_error_event_after_text_is_interrupted(
     adapter: ProviderAdapter, mock: respx.Router, mode: str
 ) -> None:
-    stream_route(mock).mock(return_value=sse_response(sse(
-        chunk({"text": "So far"}),
-        google_error(500, "INTERNAL", "An internal error has occurred."),
-    )))
+    stream_route(mock).mock(
+        return_value=sse_response(
+            sse(
+                chunk({"text": "So far"}),
+                google_error(500, "INTERNAL", "An internal error has occurred."),
+            )
+        )
+    )
 
     with pytest.raises(StreamInterrupted) as caught:
         await stream(adapter, hello(), mode)
@@ -890,9 +1053,13 @@ async def test_stream_error_event_after_text_is_interrupted(
 async def test_stream_prompt_blocked_is_content_filtered(
     adapter: ProviderAdapter, mock: respx.Router, mode: str
 ) -> None:
-    stream_route(mock).mock(return_value=sse_response(sse(
-        {"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}, "modelVersion": SERVED},
-    )))
+    stream_route(mock).mock(
+        return_value=sse_response(
+            sse(
+                {"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}, "modelVersion": SERVED},
+            )
+        )
+    )
 
     with pytest.raises(ContentFiltered) as caught:
         await stream(adapter, hello(), mode)
@@ -911,3 +1078,105 @@ async def test_stream_safety_finish_without_text_is_content_filtered(
         await stream(adapter, hello(), mode)
 
     assert caught.value.code == "SAFETY"
+
+
+# --- through the public Router ------------------------------------------------------------
+
+
+@pytest.fixture
+async def router(tmp_path: Any) -> AsyncIterator[Any]:
+    config = failover.Config.from_mapping(
+        {
+            "providers": {"gem": {"type": "gemini", "model": MODEL, "api_key": KEY}},
+            "routes": {
+                "default": {
+                    "chain": ["gem"],
+                    "retry": {"attempts": 1},
+                    "stream_interrupt": "raise",
+                }
+            },
+            "deferred": {"path": str(tmp_path / "deferred.sqlite")},
+        }
+    )
+    built = failover.Router(config, clock=FakeClock())
+    yield built
+    await built.aclose()
+
+
+async def router_complete(router: Any, mode: str, **params: Any) -> Response:
+    if mode == "sync":
+        response: Response = router.complete("hello", **params)
+    else:
+        response = await router.acomplete("hello", **params)
+    return response
+
+
+async def router_stream(router: Any, mode: str) -> list[StreamEvent]:
+    if mode == "sync":
+        return list(router.stream("hello"))
+    return [event async for event in router.astream("hello")]
+
+
+async def test_router_answer(router: Any, mock: respx.Router, mode: str) -> None:
+    route = mock.post(URL).respond(
+        200,
+        json=answer(
+            {"text": "Calling."},
+            {"functionCall": {"name": "get_time", "args": {"tz": "UTC"}}},
+        ),
+    )
+
+    response = await router_complete(router, mode, system="Be brief.", tools=[{"name": "get_time"}])
+
+    assert (response.provider, response.model) == ("gem", SERVED)
+    assert response.text == "Calling."
+    assert response.tool_calls == (ToolCall("call_0", "get_time", {"tz": "UTC"}),)
+    assert response.finish_reason == "tool_calls"
+    assert (response.usage.input_tokens, response.usage.output_tokens) == (11, 7)
+    assert [a.outcome for a in response.attempts] == ["ok"]
+    assert route.call_count == 1
+    assert sent_body(route)["systemInstruction"]["parts"] == [{"text": "Be brief."}]
+
+
+async def test_router_stream(router: Any, mock: respx.Router, mode: str) -> None:
+    stream_route(mock).mock(
+        return_value=sse_response(sse(chunk({"text": "Hi"}), chunk({"text": "!"}, finish="STOP")))
+    )
+
+    events = await router_stream(router, mode)
+
+    assert [e.text for e in events if isinstance(e, TextDelta)] == ["Hi", "!"]
+    done = events[-1]
+    assert isinstance(done, Completed)
+    assert (done.response.text, done.response.model) == ("Hi!", SERVED)
+
+
+async def test_router_reports_the_kind_of_a_failure(
+    router: Any, mock: respx.Router, mode: str
+) -> None:
+    route = mock.post(URL).respond(
+        429, json=google_error(429, "RESOURCE_EXHAUSTED", "Quota exceeded", RETRY_INFO)
+    )
+
+    with pytest.raises(failover.AllProvidersFailed) as caught:
+        await router_complete(router, mode)
+
+    last = caught.value.last_error
+    assert isinstance(last, RateLimited)
+    assert (last.status, last.retry_after) == (429, 37.0)
+    assert [a.error_kind for a in caught.value.attempts] == ["RateLimited"]
+    assert route.call_count == 1
+    assert KEY not in str(caught.value)
+
+
+async def test_router_cut_stream_raises_with_partial_text(
+    router: Any, mock: respx.Router, mode: str
+) -> None:
+    stream_route(mock).mock(
+        side_effect=breaking_body(sse(chunk({"text": "Half"})), httpx.ReadError("reset"))
+    )
+
+    with pytest.raises(StreamInterrupted) as caught:
+        await router_stream(router, mode)
+
+    assert caught.value.partial_text == "Half"

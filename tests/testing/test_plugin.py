@@ -7,7 +7,17 @@ public `failover.Router` with the real adapters and SDKs.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
+import anthropic  # noqa: F401  (see below)
+import openai  # noqa: F401
 import pytest
+
+import failover.testing._simulated  # noqa: F401
+
+# pytester drops the modules an inner run imported; importing the SDKs and the kit here
+# once keeps every inner run from paying their ~2 s import again.
 
 INI = """
 [pytest]
@@ -47,7 +57,8 @@ def user_project(pytester: pytest.Pytester) -> pytest.Pytester:
 
 
 def run(pytester: pytest.Pytester) -> pytest.RunResult:
-    return pytester.runpytest_inprocess("-p", "no:cacheprovider", "-p", "no:randomly")
+    # hypothesis (installed here, unrelated) re-imports itself on every inner run: 3 s.
+    return pytester.runpytest_inprocess("-p", "no:cacheprovider", "-p", "no:hypothesispytest")
 
 
 SURVIVES = '''
@@ -203,8 +214,8 @@ def test_marker(user_project: pytest.Pytester) -> None:
     result.assert_outcomes(passed=15)
 
 
-def test_marker_is_registered(pytester: pytest.Pytester) -> None:
-    result = pytester.runpytest_inprocess("--markers")
+def test_marker_is_registered(user_project: pytest.Pytester) -> None:
+    result = user_project.runpytest_inprocess("--markers", "-p", "no:hypothesispytest")
     result.stdout.fnmatch_lines(["@pytest.mark.fake_providers(**behaviours): simulate*"])
 
 
@@ -245,12 +256,12 @@ def test_forgot_the_primary(router, fake_providers):
 ''')
     result = run(user_project)
     result.assert_outcomes(passed=1, errors=1)
-    result.stdout.fnmatch_lines([
-        "*ERROR at teardown of test_forgot_the_primary*",
-        "*fake_providers: provider 'openai' (POST https://api.openai.com/v1/chat/completions) "
+    result.stdout.fnmatch_lines(["*ERROR at teardown of test_forgot_the_primary*"])
+    assert (
+        "fake_providers: provider 'openai' (POST https://api.openai.com/v1/chat/completions) "
         "got a request but no behaviour was set. Add `fake_providers['openai'].answer('...')` "
-        "(or .fail(503), ...) to the test.",
-    ])  # fmt: skip
+        "(or .fail(503), ...) to the test."
+    ) in result.stdout.str()
 
 
 def test_a_test_may_accept_unplanned_requests(user_project: pytest.Pytester) -> None:
@@ -258,7 +269,7 @@ def test_a_test_may_accept_unplanned_requests(user_project: pytest.Pytester) -> 
 def test_it(router, fake_providers):
     fake_providers["claude"].answer("hi")
     router.complete("hi")
-    assert [r.provider for r in fake_providers.unexpected] == ["openai"]
+    assert {r.provider for r in fake_providers.unexpected} == {"openai"}
     fake_providers.unexpected.clear()
 ''')
     run(user_project).assert_outcomes(passed=1)
@@ -279,3 +290,78 @@ def test_without_the_fixture():
     assert current_override() is None
 ''')
     run(user_project).assert_outcomes(passed=3)
+
+
+def test_loading_the_plugin_costs_projects_that_do_not_use_it_nothing() -> None:
+    code = ("import sys, failover.testing.plugin; "
+            "print(sorted({'respx', 'httpx2', 'pydantic', 'openai'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"
+
+
+DOCS_EXAMPLES = '''import failover, pytest
+from failover.testing import FakeClock, FakeProviders, answer
+
+def test_stream_restarts_on_the_secondary(router, fake_providers):
+    fake_providers["openai"].cut_stream(after=2)
+    fake_providers["claude"].answer("the whole answer")
+    events = list(router.stream("hi"))
+    assert any(e.type == "restart" for e in events)
+    assert events[-1].response.text == "the whole answer"
+    assert events[-1].response.provider == "claude"
+
+def test_the_backup_got_the_same_conversation(router, fake_providers):
+    fake_providers["openai"].fail(503)
+    fake_providers["claude"].answer("ok")
+    router.complete("Summarise this", system="Be brief", max_tokens=100)
+    primary = fake_providers["openai"].requests[0]
+    backup = fake_providers["claude"].last_request
+    assert fake_providers["openai"].calls == 1
+    assert backup.json["system"] == "Be brief"
+    assert backup.json["max_tokens"] == 100
+    assert backup.messages[-1]["content"] == "Summarise this"
+    assert primary.stream is False and primary.model == "gpt-4o-mini"
+    assert [r.provider for r in fake_providers.requests] == ["openai", "claude"]
+
+def test_outage_then_recovery(tmp_path, fake_providers):
+    from conftest import CONFIG
+    (tmp_path / "failover.yaml").write_text(CONFIG)
+    clock = FakeClock()
+    fake_providers.clock = clock
+    router = failover.Router.from_file(tmp_path / "failover.yaml", clock=clock)
+    fake_providers["openai"].down(for_seconds=10)
+    fake_providers["claude"].answer("backup")
+    assert router.complete("hi").provider == "claude"
+    clock.advance(30)
+    fake_providers["openai"].answer("primary is back")
+    assert router.complete("hi").provider == "openai"
+
+def test_drill(tmp_path):
+    from conftest import CONFIG
+    (tmp_path / "failover.yaml").write_text(CONFIG)
+    clock = FakeClock()
+    router = failover.Router.from_file(tmp_path / "failover.yaml", clock=clock)
+    with FakeProviders(clock=clock) as fake:
+        fake["openai"].down(for_seconds=60)
+        fake["claude"].answer("backup answer")
+        served = []
+        for _ in range(120):
+            served.append(router.complete("ping").provider)
+            clock.advance(1)
+        outage_end = fake["openai"].requests[0].time + 60
+        assert 0 < len([r for r in fake["openai"].requests if r.time < outage_end]) < 10
+        assert served[0] == "claude"
+        assert served[-1] == "openai"
+
+async def test_async_default(router):
+    async with FakeProviders(default=answer("ok")) as fake:
+        fake["openai"].refuse()
+        reply = await router.acomplete("hi")
+        assert reply.provider == "claude"
+'''
+
+
+def test_the_examples_in_docs_testing_md(user_project: pytest.Pytester) -> None:
+    user_project.makepyfile(test_docs=DOCS_EXAMPLES)
+    run(user_project).assert_outcomes(passed=5)

@@ -4,8 +4,10 @@ for the OpenAI, Anthropic and Gemini wire formats, sync and async, streamed and 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -426,14 +428,16 @@ def test_records_what_each_provider_received(
     assert "***" in str(first.redacted_headers())
 
 
-def test_the_kit_lists_every_request_in_order(fake: FakeProviders, clock: FakeClock) -> None:
+def test_the_kit_lists_every_request_in_order(fake: FakeProviders) -> None:
     fake["openai"].fail(503)
     fake["claude"].answer("ok")
+    openai, claude = make_adapter("openai"), make_adapter("claude")
     with pytest.raises(Overloaded):
-        make_adapter("openai").complete(REQUEST)
-    clock.advance(1)
-    make_adapter("claude").complete(REQUEST)
-    assert [r.provider for r in fake.requests] == ["openai", "claude"]
+        openai.complete(REQUEST)
+    claude.complete(REQUEST)  # the fake clock has not moved: order is arrival order
+    with pytest.raises(Overloaded):
+        openai.complete(REQUEST)
+    assert [r.provider for r in fake.requests] == ["openai", "claude", "openai"]
     assert set(fake) == {"openai", "claude"}
     assert "gemini" not in fake
 
@@ -492,8 +496,11 @@ def test_default_behaviour_for_every_provider(clock: FakeClock) -> None:
         assert make_adapter("openai").complete(REQUEST).text == "by default"
         assert isinstance(failure(make_adapter("claude"), "sync"), Overloaded)
         assert fake.unexpected == []
-    with FakeProviders(default="down"):
-        assert isinstance(failure(make_adapter("gemini"), "async"), Overloaded)
+    with FakeProviders(default=down(requests=1, text="back")):
+        gemini = make_adapter("gemini")
+        assert isinstance(failure(gemini, "async"), Overloaded)
+        assert call(gemini, "async").text == "back"
+        assert isinstance(failure(make_adapter("openai"), "sync"), Overloaded)  # own state
 
 
 # --- the seam -----------------------------------------------------------------------------
@@ -531,7 +538,23 @@ async def test_parallel_tasks_see_their_own_fakes() -> None:
             assert fake["openai"].calls == 1
             return reply.text
 
-    assert await asyncio.gather(run("first"), run("second")) == ["first", "second"]
+    assert list(await asyncio.gather(run("first"), run("second"))) == ["first", "second"]
+
+
+def test_concurrent_requests_from_threads_each_count_once(fake: FakeProviders) -> None:
+    fake["openai"].down(requests=20, text="up")
+    adapter = make_adapter("openai")
+
+    def one(context: contextvars.Context) -> str:
+        return context.run(outcomes, adapter, 1)[0]
+
+    # Threads do not inherit context variables: each task takes a copy of this one's.
+    contexts = [contextvars.copy_context() for _ in range(60)]
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(one, contexts))
+    assert results.count("Overloaded") == 20
+    assert results.count("up") == 40
+    assert fake["openai"].calls == 60
 
 
 # --- misuse -------------------------------------------------------------------------------
@@ -558,10 +581,12 @@ def test_misuse_says_what_is_wrong(build: Callable[[], Any], error: type[Excepti
 
 def test_shorthands(fake: FakeProviders) -> None:
     adapter = make_adapter("openai")
-    for shorthand, kind in [("down", "Overloaded"), ("503", "Overloaded"), (500, "ServerError"),
-                            ("refused", "ConnectionFailed"), ("timeout", "Timeout"),
-                            ("rate_limit", "RateLimited"), ("malformed", "InvalidResponse"),
-                            ("overloaded", "Overloaded")]:
+    cases: list[tuple[str | int, str]] = [
+        ("down", "Overloaded"), ("503", "Overloaded"), (500, "ServerError"),
+        ("refused", "ConnectionFailed"), ("timeout", "Timeout"), ("rate_limit", "RateLimited"),
+        ("malformed", "InvalidResponse"), ("overloaded", "Overloaded"),
+    ]  # fmt: skip
+    for shorthand, kind in cases:
         fake["openai"].set(shorthand)
         assert outcomes(adapter, 1) == [kind], shorthand
     fake["openai"].set("ok")

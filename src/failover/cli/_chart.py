@@ -52,6 +52,10 @@ def _panel(ax: Any, result: ScenarioResult, colours: dict[str, str], *, show_rou
     verdict = "met" if result.met else "MISSED"
     rto = "never" if result.rto_s is None else f"{result.rto_s * ms:.0f} ms"
     title = f"{result.scenario.title}\nRTO {rto}, lost {result.lost}: {verdict}"
+    if result.scenario.recovery:
+        back = "never" if result.failback_s is None else f"{result.failback_s * ms:.0f} ms"
+        title = f"{result.scenario.title} (primary back after {back})\nRTO {rto}, " \
+                f"lost {result.lost}: {verdict}"
     if show_route:
         title = f"[{result.route}] " + title
     ax.set_title(title, fontsize=9, color="#222222" if result.met else "#d62728")
@@ -81,7 +85,7 @@ def draw_chart(report: DrillReport, path: str) -> None:
     rows = (len(results) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.3 * rows + 0.9), squeeze=False)
     show_route = len({r.route for r in results}) > 1
-    for ax, result in zip(axes.flat, results):
+    for ax, result in zip(axes.flat, results, strict=False):
         _panel(ax, result, colours, show_route=show_route)
     for ax in list(axes.flat)[len(results):]:
         ax.axis("off")

@@ -9,7 +9,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ._common import load
-from ._output import Style, fmt_duration, fmt_ms, table
+from ._output import Style, fmt_ms, table
 
 if TYPE_CHECKING:
     import argparse
@@ -56,6 +56,15 @@ def _age(created: Any) -> float | None:
     return None
 
 
+def _fmt_age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f} {unit}"
+    return f"{seconds:.0f} s"
+
+
 def _entries(items: list[Any]) -> list[dict[str, Any]]:
     out = []
     for item in items:
@@ -90,8 +99,9 @@ def run_list(args: argparse.Namespace) -> int:
     if not entries:
         print(f"{style.ok_mark} no deferred requests")
         return 0
-    rows = [[e["ticket"], str(e["route"]), fmt_duration(e["age_s"]),
-             str(e["reason"]).splitlines()[0][:70] if e["reason"] else "-"] for e in entries]
+    rows = [[e["ticket"], str(e["route"]), _fmt_age(e["age_s"]),
+             str(e["reason"]).splitlines()[0].rstrip(":")[:70] if e["reason"] else "-"]
+            for e in entries]
     print(table(["ticket", "route", "age", "reason"], rows, style=style))
     print()
     print(f"{len(entries)} deferred request(s); replay them with "

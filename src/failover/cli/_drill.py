@@ -212,7 +212,8 @@ class ScenarioResult:
     def problems(self) -> list[str]:
         out = []
         if self.rto_s is None:
-            out.append("requests never succeeded again")
+            kept = f" ({self.deferred} deferred for replay)" if self.deferred else ""
+            out.append(f"requests never succeeded again{kept}")
         elif not self.rto_met:
             out.append(f"RTO {fmt_duration(self.rto_s)} > {fmt_duration(self.rto_target)}")
         if not self.rpo_met:
@@ -489,14 +490,14 @@ def run_scenario(
                 if failback_at is not None:
                     after_failback += 1
                 now = clock() - t0
-                if sent >= requests and (failback_at is not None and after_failback >= 3
-                                         or now - heal_at > failback_target):
-                    break
                 if failback_at is None and now - heal_at > failback_target:
                     break
-                # Pace the wait for the breaker so the drill does not spin: the open
-                # time is long compared with a simulated answer.
-                clock.sleep(max(interval, 0.02 if failback_at is None else 0.0))
+                if failback_at is not None and after_failback >= 3 and sent >= requests:
+                    break
+                # While the breaker keeps the primary out, a request every tenth of its
+                # open time is enough to see the moment it is let back in.
+                clock.sleep(interval if failback_at is not None
+                            else max(interval, primary_breaker.open_for / 10))
     router.close()
 
     t_events = [(t - t0, e) for t, e in events if t >= t0]
@@ -595,6 +596,7 @@ def write_record(config_path: str, report: DrillReport) -> Path:
         drills = []
     entry = report.as_dict(timeline=False)
     entry["time"] = entry.pop("started")
+    entry["config_file"] = Path(config_path).name
     drills = [*drills, entry][-MAX_RECORDS:]
     path.write_text(json.dumps({"version": 1, "drills": drills}, indent=2) + "\n",
                     encoding="utf-8")
@@ -658,8 +660,9 @@ class _ProgressLine:
         if not self.enabled:
             return
         mark = self.style.ok_mark if result.met else self.style.fail_mark
-        line = (f"  {mark} {result.route}: {result.scenario.title}  "
-                f"recover {fmt_duration(result.rto_s)}, lost {result.lost}")
+        recover = fmt_duration(result.rto_s) if result.rto_s is not None else "never"
+        line = (f"  {mark} {result.route}: {result.scenario.title:<25} "
+                f"recover {recover:>8}, lost {result.lost}")
         if self.style.tty:
             self.stream.write("\r" + line.ljust(78) + "\n")
         else:

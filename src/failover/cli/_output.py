@@ -111,7 +111,7 @@ def fmt_ms(seconds: float | None) -> str:
     if seconds is None:
         return "-"
     ms = seconds * 1000
-    if ms < 10:
+    if ms < 9.95:
         return f"{ms:.1f} ms"
     return f"{ms:.0f} ms"
 

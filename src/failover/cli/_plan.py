@@ -59,7 +59,11 @@ def load_drills(config_path: str | Path) -> list[dict[str, Any]]:
     except (OSError, ValueError):
         return []
     drills = data.get("drills") if isinstance(data, dict) else None
-    return [d for d in drills if isinstance(d, dict)] if isinstance(drills, list) else []
+    if not isinstance(drills, list):
+        return []
+    # Several configs may live in one directory and share the record file.
+    name = Path(config_path).name
+    return [d for d in drills if isinstance(d, dict) and d.get("config_file") == name]
 
 
 def _route_drill(drills: list[dict[str, Any]], route: str) -> tuple[dict[str, Any] | None,
@@ -286,14 +290,16 @@ def build_plan(
     else:
         last = drills[-1]
         verdict = "passed" if last.get("passed") else "**failed**"
-        add(f"Last drill {last.get('time', '?')}: {verdict} "
+        clock = ", simulated time" if last.get("simulated_time") else ""
+        add(f"Last drill {last.get('time', '?')}{clock}: {verdict} "
             f"({len(drills)} drill(s) recorded in `.failover/drills.json`).")
         add("")
         add("| Route | Scenario | Detect | Recover (RTO) | Sent | Deferred | Lost | Met |")
         add("|---|---|---|---|---|---|---|---|")
         for s in last.get("scenarios", []):
             add(f"| `{s.get('route')}` | {s.get('title', s.get('scenario'))} | "
-                f"{fmt_duration(s.get('detect_s'))} | {fmt_duration(s.get('rto_s'))} | "
+                f"{fmt_duration(s.get('detect_s'))} | "
+                f"{fmt_duration(s['rto_s']) if s.get('rto_s') is not None else 'never'} | "
                 f"{s.get('sent', '-')} | {s.get('deferred', '-')} | {s.get('lost', '-')} | "
                 f"{'yes' if s.get('met') else '**no**'} |")
     return "\n".join(out) + "\n"

@@ -140,6 +140,18 @@ def probe_one(router: Router, config: Config, name: str) -> ProbeResult:
     )
 
 
+def _import_sdks(types: set[str]) -> None:
+    """Import each SDK before the clock starts: a probe's latency is the round trip,
+    not the second or two an SDK takes to import."""
+    from failover.providers import adapter_class
+
+    for provider_type in sorted(types):
+        try:
+            adapter_class(provider_type)
+        except ImportError:
+            pass  # the probe itself reports it
+
+
 def run_probes(
     config: Config, *, providers: Sequence[str] | None = None, timeout: float = 20.0
 ) -> tuple[list[ProbeResult], Router]:
@@ -150,5 +162,6 @@ def run_probes(
     from failover import Router
 
     names = list(providers) if providers is not None else list(config.providers)
+    _import_sdks({config.providers[n].type for n in names})
     router = Router(probe_config(config, names, timeout))
     return [probe_one(router, config, name) for name in names], router

@@ -374,7 +374,8 @@ class StreamAccumulator:
             try:
                 arguments = json.loads(blob) if blob else {}
             except ValueError:
-                raise self.interrupted(f"tool call {parts.name!r} has malformed arguments") from None
+                why = f"tool call {parts.name!r} has malformed arguments"
+                raise self.interrupted(why) from None
             if not isinstance(arguments, dict) or not parts.name:
                 raise self.interrupted(f"tool call {index} is incomplete")
             calls.append(ToolCall(id=parts.id or f"call_{index}", name=parts.name,

@@ -154,7 +154,7 @@ class GeminiAdapter(ProviderAdapter):
         config = types.GenerateContentConfig(
             http_options=types.HttpOptions(timeout=_timeout_ms(timeout, self.timeouts.request)),
             automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
-            automatic_continuation=True,
+            automatic_continuation=False,
             system_instruction=request.system or None,
             max_output_tokens=request.max_tokens,
             temperature=request.temperature,
@@ -207,8 +207,9 @@ class GeminiAdapter(ProviderAdapter):
                 texts.append(part.text)
         text = "".join(texts)
         if not text and not calls and candidate.finish_reason is None:
-            raise InvalidResponse("the answer has no content and no finish reason",
-                                  provider=self.name)
+            raise InvalidResponse(
+                "the answer has no content and no finish reason", provider=self.name
+            )
         finish = self._finish_reason(
             _enum_name(candidate.finish_reason), has_text=bool(text), has_calls=bool(calls)
         )
@@ -256,7 +257,7 @@ class GeminiAdapter(ProviderAdapter):
 
     def _finished(self, chunk: Any) -> bool:
         # Gemini sends no [DONE]: the chunk with finishReason (and usage) is the last.
-        return False
+        return bool(chunk.candidates) and chunk.candidates[0].finish_reason is not None
 
     def _finish_reason(
         self, reason: str | None, *, has_text: bool, has_calls: bool
@@ -273,15 +274,19 @@ class GeminiAdapter(ProviderAdapter):
                 )
             return "content_filter"
         if reason in _BROKEN:
-            raise InvalidResponse(f"the model's answer is unusable (finishReason {reason})",
-                                  provider=self.name, code=reason)
+            raise InvalidResponse(
+                f"the model's answer is unusable (finishReason {reason})",
+                provider=self.name,
+                code=reason,
+            )
         if reason in ("MAX_TOKENS", "CONTINUATION"):
             return "length"
         if has_calls:
             return "tool_calls"
         if reason != "STOP" and not has_text:
-            raise InvalidResponse(f"the model finished with {reason} and no content",
-                                  provider=self.name, code=reason)
+            raise InvalidResponse(
+                f"the model finished with {reason} and no content", provider=self.name, code=reason
+            )
         return "stop"
 
     def _blocked_or_empty(self, raw: Any) -> ProviderError:
@@ -304,11 +309,15 @@ class GeminiAdapter(ProviderAdapter):
         if isinstance(exc, genai_errors.UnknownApiResponseError):
             return InvalidResponse(_clip(f"response does not parse: {exc}"), provider=self.name)
         if isinstance(exc, pydantic.ValidationError):
-            first = exc.errors()[0] if exc.error_count() else {}
-            where = ".".join(str(p) for p in first.get("loc", ()))
+            problems = exc.errors()
+            first = (
+                f", first at {'.'.join(str(p) for p in problems[0]['loc']) or 'the top'}: "
+                f"{problems[0]['msg']}"
+                if problems
+                else ""
+            )
             return InvalidResponse(
-                f"response does not match the expected schema ({exc.error_count()} errors, "
-                f"first at {where or 'the top'}: {first.get('msg', '')})",
+                f"response does not match the expected schema ({len(problems)} errors{first})",
                 provider=self.name,
             )
         return None  # httpx2 transport errors: the base maps them
@@ -321,9 +330,7 @@ class GeminiAdapter(ProviderAdapter):
         rpc_status = exc.status if isinstance(exc.status, str) else None
         message = exc.message if isinstance(exc.message, str) and exc.message else ""
         details = _error_details(exc.details)
-        reason = next(
-            (d["reason"] for d in details if isinstance(d.get("reason"), str)), None
-        )
+        reason = next((d["reason"] for d in details if isinstance(d.get("reason"), str)), None)
         retry_after = next(
             (
                 delay
@@ -332,8 +339,11 @@ class GeminiAdapter(ProviderAdapter):
             ),
             None,
         )
-        text = _clip(f"{rpc_status}: {message}" if rpc_status and message else
-                     message or rpc_status or f"HTTP {status}")
+        text = _clip(
+            f"{rpc_status}: {message}"
+            if rpc_status and message
+            else message or rpc_status or f"HTTP {status}"
+        )
         if status == 400 and rpc_status == "FAILED_PRECONDITION" and reason is None:
             # "User location is not supported", "enable billing": the account cannot
             # use this provider; another provider can serve the same request.
@@ -406,9 +416,7 @@ def _tool_name(message: Message, earlier: Sequence[Message]) -> str:
                 return call.name
     if message.name:
         return message.name
-    raise BadRequest(
-        f"tool result {message.tool_call_id!r} answers no earlier assistant tool call"
-    )
+    raise BadRequest(f"tool result {message.tool_call_id!r} answers no earlier assistant tool call")
 
 
 def _tool_result(text: str) -> dict[str, Any]:
@@ -429,8 +437,11 @@ def _image_part(image: ImagePart) -> types.Part:
         header, _, payload = url.partition(",")
         media_type = header[5:].split(";")[0] or image.media_type
         try:
-            data = (base64.b64decode(payload, validate=True) if ";base64" in header
-                    else payload.encode())
+            data = (
+                base64.b64decode(payload, validate=True)
+                if ";base64" in header
+                else payload.encode()
+            )
         except (binascii.Error, ValueError):
             raise BadRequest("image: the data: URL is not valid base64") from None
         return types.Part(inline_data=types.Blob(data=data, mime_type=media_type))

@@ -23,9 +23,11 @@ from ..providers import _wire
 from ..providers._wire import WireFormat, WireRequest
 
 __all__ = [
+    "LONG_TEXT",
     "SHORTHANDS",
     "Behaviour",
     "Call",
+    "FinishReason",
     "Reply",
     "answer",
     "behaviour_from",
@@ -332,21 +334,21 @@ class Broken(Behaviour):
         return f"{name}(after={self.after})"
 
 
-_LONG_TEXT = "This answer is long enough to be streamed in many chunks, and then broken off."
+LONG_TEXT = "This answer is long enough to be streamed in many chunks, and then broken off."
 
 
-def cut_stream(after: int = 1, *, text: str = _LONG_TEXT) -> Behaviour:
+def cut_stream(after: int = 1, *, text: str = LONG_TEXT) -> Behaviour:
     """Stream ``after`` content chunks, then drop the connection (a read error).
     A request that does not stream gets half its body, then the same error."""
     return Broken("cut", after, text)
 
 
-def stall(after: int = 1, *, text: str = _LONG_TEXT) -> Behaviour:
+def stall(after: int = 1, *, text: str = LONG_TEXT) -> Behaviour:
     """Stream ``after`` content chunks, then go silent (a read timeout, raised at once)."""
     return Broken("stall", after, text)
 
 
-def malformed(after: int = 0, *, text: str = _LONG_TEXT) -> Behaviour:
+def malformed(after: int = 0, *, text: str = LONG_TEXT) -> Behaviour:
     """A 200 whose body does not parse; when streaming, ``after`` good chunks and then a
     chunk that does not parse. The adapters report `InvalidResponse` (or, after text went
     out, an interrupted stream)."""
@@ -509,15 +511,14 @@ def behaviour_from(value: Any, *, where: str = "") -> Behaviour:
     """A behaviour, an HTTP status (``503``, ``"503"``) or a shorthand (``"down"``)."""
     if isinstance(value, Behaviour):
         return value.fresh()
-    if isinstance(value, int) and not isinstance(value, bool):
-        return fail(value)
+    status = value if isinstance(value, int) and not isinstance(value, bool) else None
+    if isinstance(value, str) and value.strip().isdigit():
+        status = int(value)
+    if status is not None and 400 <= status < 600:
+        return fail(status)
     if isinstance(value, str):
         key = value.strip().lower()
-        if key.isdigit():
-            status = int(key)
-            if 400 <= status < 600:
-                return fail(status)
-        elif key in SHORTHANDS:
+        if key in SHORTHANDS:
             built: Behaviour = SHORTHANDS[key]()
             return built
     prefix = f"{where}: " if where else ""

@@ -30,7 +30,7 @@ def to_httpx2_error(exc: BaseException) -> BaseException:
         cls = getattr(httpx2, type(exc).__name__, None)
         if isinstance(cls, type) and issubclass(cls, Exception):
             try:
-                return cls(str(exc))  # type: ignore[no-any-return]
+                return cls(str(exc))
             except TypeError:
                 return httpx2.TransportError(str(exc))
         return httpx2.TransportError(str(exc))
@@ -49,8 +49,9 @@ class _SyncBody(httpx2.SyncByteStream):
         self._response = response
 
     def __iter__(self) -> Iterator[bytes]:
+        stream: Any = self._response.stream
         try:
-            yield from self._response.stream  # type: ignore[union-attr]
+            yield from stream
         except httpx.HTTPError as exc:
             raise to_httpx2_error(exc) from None
 

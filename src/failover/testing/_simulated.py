@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import threading
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -30,7 +31,34 @@ import respx
 
 from ..providers._base import override_transport
 from ..providers._wire import DEFAULT_TEXT, WireFormat, read_request
-from . import _behaviours as b
+
+# Names, not the module: ``from . import _behaviours`` would reuse a stale package
+# attribute when pytester has dropped and re-imported the module between inner runs.
+# (The behaviour methods below call these module-level factories of the same name.)
+from ._behaviours import (
+    LONG_TEXT,
+    Behaviour,
+    Call,
+    FinishReason,
+    Reply,
+    answer,
+    behaviour_from,
+    content_filter,
+    context_window,
+    cut_stream,
+    down,
+    fail,
+    flaky,
+    hang,
+    malformed,
+    rate_limit,
+    refuse,
+    reset,
+    sequence,
+    slow,
+    stall,
+    timeout,
+)
 from ._bridge import PROVIDER_HEADER, RespxTransport
 
 __all__ = ["FakeProviders", "RecordedRequest", "SimulatedProvider"]
@@ -138,7 +166,7 @@ class SimulatedProvider:
     def __init__(self, kit: FakeProviders, key: str) -> None:
         self.key = key
         self._kit = kit
-        self._behaviour: b.Behaviour | None = None
+        self._behaviour: Behaviour | None = None
         self._handled = 0
         self.requests: list[RecordedRequest] = []
         self.route = respx.Route(**self._pattern())
@@ -166,68 +194,84 @@ class SimulatedProvider:
         return self.requests[-1]
 
     @property
-    def behaviour(self) -> b.Behaviour | None:
+    def behaviour(self) -> Behaviour | None:
         return self._behaviour
 
     # -- behaviours ----------------------------------------------------------------------
 
-    def set(self, behaviour: b.Behaviour | int | str) -> SimulatedProvider:
+    def set(self, behaviour: Behaviour | int | str) -> SimulatedProvider:
         """Install a behaviour built with the module-level factories (or a shorthand)."""
-        self._behaviour = b.behaviour_from(behaviour, where=f"fake_providers[{self.key!r}]")
+        self._behaviour = behaviour_from(behaviour, where=f"fake_providers[{self.key!r}]")
         self._handled = 0
         return self
 
-    def answer(self, text: str = DEFAULT_TEXT,
-               tool_calls: Iterable[Any] | None = None, **kwargs: Any) -> SimulatedProvider:
-        return self.set(b.answer(text, tool_calls, **kwargs))
+    def answer(self, text: str = DEFAULT_TEXT, tool_calls: Iterable[Any] | None = None, *,
+               finish_reason: FinishReason | None = None,
+               chunk_size: int | None = None) -> SimulatedProvider:  # fmt: skip
+        """Answer ``text`` and ``tool_calls`` in this provider's format (see `answer`)."""
+        return self.set(answer(text, tool_calls, finish_reason=finish_reason,
+                               chunk_size=chunk_size))
 
     def fail(self, status: int, retry_after: float | None = None, *,
-             message: str | None = None) -> SimulatedProvider:
-        return self.set(b.fail(status, retry_after, message=message))
+             message: str | None = None) -> SimulatedProvider:  # fmt: skip
+        """An HTTP error (429 with ``Retry-After``, 500, 503, 529, 401...)."""
+        return self.set(fail(status, retry_after, message=message))
 
     def rate_limit(self, retry_after: float | None = 1.0) -> SimulatedProvider:
-        return self.set(b.rate_limit(retry_after))
+        return self.set(rate_limit(retry_after))
 
     def context_window(self) -> SimulatedProvider:
-        return self.set(b.context_window())
+        return self.set(context_window())
 
     def content_filter(self) -> SimulatedProvider:
-        return self.set(b.content_filter())
+        return self.set(content_filter())
 
     def timeout(self) -> SimulatedProvider:
-        return self.set(b.timeout())
+        """A read timeout, raised at once."""
+        return self.set(timeout())
 
     def hang(self, seconds: float | None = None) -> SimulatedProvider:
-        return self.set(b.hang(seconds))
+        """Wait until the client's read timeout (or ``seconds``), then time out."""
+        return self.set(hang(seconds))
 
     def refuse(self) -> SimulatedProvider:
-        return self.set(b.refuse())
+        return self.set(refuse())
 
     def reset(self) -> SimulatedProvider:
-        return self.set(b.reset())
+        return self.set(reset())
 
-    def cut_stream(self, after: int = 1, **kwargs: Any) -> SimulatedProvider:
-        return self.set(b.cut_stream(after, **kwargs))
+    def cut_stream(self, after: int = 1, *, text: str = LONG_TEXT) -> SimulatedProvider:
+        """``after`` content chunks, then the connection drops."""
+        return self.set(cut_stream(after, text=text))
 
-    def stall(self, after: int = 1, **kwargs: Any) -> SimulatedProvider:
-        return self.set(b.stall(after, **kwargs))
+    def stall(self, after: int = 1, *, text: str = LONG_TEXT) -> SimulatedProvider:
+        """``after`` content chunks, then a read timeout."""
+        return self.set(stall(after, text=text))
 
-    def malformed(self, after: int = 0, **kwargs: Any) -> SimulatedProvider:
-        return self.set(b.malformed(after, **kwargs))
+    def malformed(self, after: int = 0, *, text: str = LONG_TEXT) -> SimulatedProvider:
+        """A body (or, after ``after`` good chunks, a stream chunk) that does not parse."""
+        return self.set(malformed(after, text=text))
 
-    def slow(self, seconds: float, text: str = DEFAULT_TEXT,
-             **kwargs: Any) -> SimulatedProvider:
-        return self.set(b.slow(seconds, text, **kwargs))
+    def slow(self, seconds: float, text: str = DEFAULT_TEXT, *,
+             then: Behaviour | None = None) -> SimulatedProvider:  # fmt: skip
+        """Answer after ``seconds`` (on the kit's clock if it has one)."""
+        return self.set(slow(seconds, text, then=then))
 
-    def flaky(self, rate: float = 0.5, seed: int = 0, **kwargs: Any) -> SimulatedProvider:
-        return self.set(b.flaky(rate, seed, **kwargs))
+    def flaky(self, rate: float = 0.5, seed: int = 0, *, status: int = 503,
+              fault: Behaviour | None = None, text: str = DEFAULT_TEXT) -> SimulatedProvider:
+        """Fail a seeded share ``rate`` of requests, answer the others."""
+        return self.set(flaky(rate, seed, status=status, fault=fault, text=text))
 
-    def down(self, after: int = 0, requests: int | None = None, **kwargs: Any
-             ) -> SimulatedProvider:  # fmt: skip
-        return self.set(b.down(after, requests, **kwargs))
+    def down(self, after: int = 0, requests: int | None = None, *,
+             for_seconds: float | None = None, status: int = 503,
+             fault: Behaviour | None = None, text: str = DEFAULT_TEXT) -> SimulatedProvider:
+        """Answer ``after`` requests, fail ``requests`` (or ``for_seconds``), answer again."""
+        return self.set(down(after, requests, for_seconds=for_seconds, status=status,
+                             fault=fault, text=text))
 
-    def sequence(self, *steps: b.Behaviour) -> SimulatedProvider:
-        return self.set(b.sequence(*steps))
+    def sequence(self, *steps: Behaviour) -> SimulatedProvider:
+        """One step per request; the last repeats."""
+        return self.set(sequence(*steps))
 
     # -- serving -------------------------------------------------------------------------
 
@@ -238,14 +282,18 @@ class SimulatedProvider:
         behaviour = self._behaviour
         if behaviour is None:
             return self._kit._unhandled(recorded, exchange, request)
-        call = b.Call(
-            wire=read_request(recorded.url, request.content),
-            index=self._handled,
-            now=recorded.time,
-            read_timeout=_read_timeout(exchange),
-        )
-        self._handled += 1
-        return self._kit._carry_out(behaviour.reply(call), request, exchange)
+        # Stateful behaviours (down, sequence, flaky) count requests; hedged attempts
+        # may arrive from several threads at once. The delay is served outside the lock.
+        with self._kit._lock:
+            call = Call(
+                wire=read_request(recorded.url, request.content),
+                index=self._handled,
+                now=recorded.time,
+                read_timeout=_read_timeout(exchange),
+            )
+            self._handled += 1
+            reply = behaviour.reply(call)
+        return self._kit._carry_out(reply, request, exchange)
 
 
 def _is_url(key: str) -> bool:
@@ -261,15 +309,17 @@ class FakeProviders:
     is an error, listed in `unexpected`).
     """
 
-    def __init__(self, clock: Any = None, default: b.Behaviour | int | str | None = None
+    def __init__(self, clock: Any = None, default: Behaviour | int | str | None = None
                  ) -> None:  # fmt: skip
         self.clock = clock
-        self.default = None if default is None else b.behaviour_from(default, where="default")
+        self.default = None if default is None else behaviour_from(default, where="default")
         self.router = respx.Router(assert_all_called=False, assert_all_mocked=True)
         self.transport = _KitTransport(self.router)
         self.unexpected: list[RecordedRequest] = []
+        self._log: list[RecordedRequest] = []
+        self._lock = threading.Lock()
         self._providers: dict[str, SimulatedProvider] = {}
-        self._defaults: dict[str, b.Behaviour] = {}
+        self._defaults: dict[str, tuple[Behaviour, list[int]]] = {}
         self._catch_all = respx.Route()
         self._catch_all.side_effect = self._stray
         self._stack: list[contextlib.ExitStack] = []
@@ -301,9 +351,7 @@ class FakeProviders:
     @property
     def requests(self) -> list[RecordedRequest]:
         """Every request, to every provider, in order."""
-        every = [r for p in self._providers.values() for r in p.requests]
-        every += self.unexpected
-        return sorted(every, key=lambda r: r.time)
+        return list(self._log)
 
     def _arrange(self) -> None:
         # Names are more specific than URLs, longer URL prefixes than shorter; the
@@ -363,7 +411,7 @@ class FakeProviders:
         provider = request.headers.get(PROVIDER_HEADER, "") or (
             exchange.provider if exchange else ""
         )
-        return RecordedRequest(
+        recorded = RecordedRequest(
             provider=provider,
             method=request.method,
             url=str(request.url),
@@ -374,6 +422,8 @@ class FakeProviders:
             format=wire.format,
             model=wire.model,
         )
+        self._log.append(recorded)
+        return recorded
 
     def _stray(self, request: httpx.Request) -> Any:
         exchange = _exchange.get()
@@ -383,12 +433,16 @@ class FakeProviders:
                    request: httpx.Request) -> Any:  # fmt: skip
         name = recorded.provider or recorded.url
         if self.default is not None:
-            behaviour = self._defaults.get(name)
-            if behaviour is None:
-                behaviour = self._defaults[name] = self.default.fresh()
-            call = b.Call(wire=read_request(recorded.url, request.content), index=0,
-                          now=recorded.time, read_timeout=_read_timeout(exchange))
-            return self._carry_out(behaviour.reply(call), request, exchange)
+            with self._lock:
+                if name not in self._defaults:
+                    self._defaults[name] = (self.default.fresh(), [0])
+                behaviour, handled = self._defaults[name]
+                handled[0] += 1
+                call = Call(wire=read_request(recorded.url, request.content),
+                            index=handled[0] - 1, now=recorded.time,
+                            read_timeout=_read_timeout(exchange))
+                reply = behaviour.reply(call)
+            return self._carry_out(reply, request, exchange)
         simulator = _own_simulator(recorded)
         if simulator is not None and exchange is not None:
             # A ``type: fake`` provider the test gave no behaviour: its settings answer.
@@ -396,7 +450,7 @@ class FakeProviders:
         self.unexpected.append(recorded)
         raise httpx.ConnectError(unexpected_message(recorded))
 
-    def _carry_out(self, reply: b.Reply, request: httpx.Request,
+    def _carry_out(self, reply: Reply, request: httpx.Request,
                    exchange: _Exchange | None) -> Any:  # fmt: skip
         if exchange is not None and exchange.is_async:
             return self._acarry_out(reply, request)
@@ -404,13 +458,13 @@ class FakeProviders:
             self._sleep(reply.delay)
         return _response(reply, request)
 
-    async def _acarry_out(self, reply: b.Reply, request: httpx.Request) -> httpx.Response:
+    async def _acarry_out(self, reply: Reply, request: httpx.Request) -> httpx.Response:
         if reply.delay:
             await self._asleep(reply.delay)
         return _response(reply, request)
 
 
-def _response(reply: b.Reply, request: httpx.Request) -> httpx.Response:
+def _response(reply: Reply, request: httpx.Request) -> httpx.Response:
     if reply.raise_ is not None:
         raise reply.raise_
     if reply.body_error is None and len(reply.chunks) <= 1:

@@ -17,21 +17,25 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ._behaviours import SHORTHANDS, behaviour_from
-from ._simulated import FakeProviders, unexpected_message
+if TYPE_CHECKING:
+    from ._simulated import FakeProviders
 
 __all__ = ["fake_providers"]
+
+# The kit (httpx2, respx, pydantic) is imported when a test first uses it, not when
+# pytest loads this plugin in every project that has failover installed.
 
 _MARKER_HELP = (
     "fake_providers(**behaviours): simulate provider outages for the whole test, e.g. "
     "@pytest.mark.fake_providers(openai='down', claude=failover.testing.answer('hi')). "
     "Keys are provider names from the config (or base URLs in a dict given as the first "
-    "argument); values are failover.testing behaviours, HTTP statuses like 503 or '429', "
-    f"or one of: {', '.join(sorted(SHORTHANDS))}."
+    "argument); values are failover.testing behaviours, HTTP error statuses like 503 or "
+    "'429', or shorthands: 'down', 'refused', 'timeout', 'reset', 'malformed', "
+    "'cut_stream', 'stall', 'hang', 'rate_limit', 'overloaded', 'flaky', 'ok'..."
 )
 
 
@@ -41,6 +45,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _marker_behaviours(node: pytest.Item) -> dict[str, Any]:
     """Provider -> behaviour from every ``fake_providers`` marker, the closest winning."""
+    from ._behaviours import behaviour_from
+
     chosen: dict[str, Any] = {}
     # iter_markers yields the closest first; apply farthest first so closer ones win.
     for marker in reversed(list(node.iter_markers("fake_providers"))):
@@ -70,10 +76,15 @@ def _marker_behaviours(node: pytest.Item) -> dict[str, Any]:
 @pytest.fixture
 def fake_providers(request: pytest.FixtureRequest) -> Iterator[FakeProviders]:
     """Simulated providers for this test: ``fake_providers["openai"].fail(503)``."""
+    from ._simulated import FakeProviders, unexpected_message
+
+    problem: str | None = None
     try:
         behaviours = _marker_behaviours(request.node)
     except (TypeError, ValueError) as exc:
-        pytest.fail(str(exc), pytrace=False)
+        problem = str(exc)
+    if problem is not None:
+        pytest.fail(problem, pytrace=False)
     fake = FakeProviders()
     for key, behaviour in behaviours.items():
         fake[key].set(behaviour)

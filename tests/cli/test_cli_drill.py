@@ -1,0 +1,224 @@
+"""``failover drill``: each disaster scenario against the real adapters, timed and counted.
+
+These run on the drill's simulated clock (``--simulated-time``), so hangs, breaker open
+times and latencies cost nothing and the numbers are exact; the real-time built-in drill
+runs once, as a subprocess, in test_cli_subprocess.py.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from failover import Config
+from failover.cli._drill import SCENARIOS, drill_config
+
+from .conftest import CliRunner, ConfigWriter
+
+KEYS = {s.key for s in SCENARIOS}
+STABLE_KEYS = {
+    "route", "scenario", "title", "fault", "faulty", "detect_s", "rto_s", "failback_s",
+    "sent", "failed", "fallback", "deferred", "lost", "served_by", "alerts", "objectives",
+    "met", "problems", "heal_s", "breaker_opened_s", "events", "requests",
+}  # fmt: skip
+
+
+def two_providers(**route: Any) -> dict[str, Any]:
+    return {
+        "providers": {
+            "openai": {"type": "openai", "model": "gpt-4o-mini", "api_key": "${OPENAI_API_KEY}"},
+            "claude": {"type": "anthropic", "model": "claude-haiku-4-5",
+                       "api_key": "${ANTHROPIC_API_KEY}"},
+        },
+        "routes": {"default": {"chain": ["openai", "claude"], **route}},
+        "objectives": {"rto": "2s", "rpo": 0},
+    }
+
+
+def by_key(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {s["scenario"]: s for s in report["scenarios"]}
+
+
+def test_builtin_drill_passes_and_its_json_is_stable(cli: CliRunner) -> None:
+    run = cli("drill", "--json", "--simulated-time")
+    assert run.code == 0, run.err
+    report = json.loads(run.out)
+    assert report["builtin"] is True
+    assert report["passed"] is True
+    assert report["failing"] == []
+    assert report["objectives"] == {"rto_s": 1.0, "rpo": 0}
+    assert report["requests_per_scenario"] == 20
+    scenarios = by_key(report)
+    assert set(scenarios) == KEYS
+    for s in report["scenarios"]:
+        assert set(s) == STABLE_KEYS
+        assert s["met"] is True
+        assert s["lost"] == 0
+        assert s["sent"] >= 20
+        # A fresh router per scenario: the warm-up always reaches a healthy primary.
+        warmup = [r for r in s["requests"] if r["t_s"] < 0]
+        assert [r["provider"] for r in warmup] == ["openai"] * 3
+
+    outage = scenarios["outage_503"]
+    assert outage["served_by"] == {"gemini": 20}
+    assert outage["faulty"] == ["openai"]
+    assert outage["failed"] == 0
+    # Simulated: the 503 is instant, gemini answers in its 8 ms.
+    assert outage["rto_s"] == pytest.approx(0.008, abs=1e-3)
+    assert outage["detect_s"] is not None
+    assert outage["events"]["breaker_opened"] >= 1
+
+    hang = scenarios["outage_hang"]
+    assert hang["rto_s"] == pytest.approx(0.2 + 0.008, abs=2e-3)  # the 200 ms timeout
+    assert hang["detect_s"] == pytest.approx(3 * 0.2, abs=0.05)  # three in a row
+
+    assert scenarios["rate_limit_storm"]["served_by"] == {"gemini": 20}
+    assert scenarios["integration_failure"]["events"]["breaker_opened"] == 1
+    assert scenarios["revoked_key"]["served_by"] == {"gemini": 20}
+
+    total = scenarios["total_outage"]
+    assert total["faulty"] == ["openai", "gemini", "local"]
+    assert total["deferred"] == total["sent"] == total["failed"] == 20
+    assert total["lost"] == 0
+
+    recovery = scenarios["recovery"]
+    assert recovery["heal_s"] is not None
+    assert recovery["failback_s"] is not None
+    assert recovery["failback_s"] <= 1.0 + 1.0  # max_open_for plus grace
+    assert recovery["served_by"]["openai"] >= 3
+    assert recovery["objectives"]["failback_met"] is True
+    # Progress went to stderr, one line per scenario (not a terminal here).
+    assert run.err.count(", lost 0") == len(KEYS)
+
+
+def test_table_output_names_every_scenario(cli: CliRunner) -> None:
+    run = cli("drill", "--simulated-time", "--requests", "6")
+    assert run.code == 0
+    for s in SCENARIOS:
+        assert s.title in run.out
+    assert "all 8 scenarios met the objectives (RTO 1 s, RPO 0)" in run.out
+    assert "built-in simulated providers" in run.out
+
+
+def test_no_backup_and_no_fallback_misses_the_objectives_and_names_the_scenarios(
+    cli: CliRunner, write_config: ConfigWriter
+) -> None:
+    path = write_config({
+        "providers": {"only": {"type": "fake", "model": "sim"}},
+        "routes": {"default": {"chain": ["only"]}},
+        "objectives": {"rto": "2s", "rpo": 0},
+    })
+    run = cli("drill", str(path), "--simulated-time", "--requests", "4",
+              "--scenario", "outage_503", "--scenario", "total_outage")
+    assert run.code == 1
+    assert "2 of 2 scenario(s) missed the objectives" in run.out
+    assert ("default/outage_503 (primary outage (503)): requests never succeeded again; "
+            "RPO: 4 lost > 0") in run.out
+    assert "default/total_outage" in run.out
+
+
+def test_failing_drill_in_json_lists_failures_and_exits_1(
+    cli: CliRunner, write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)  # drills need no real key
+    # Production-like timeouts: a hung primary costs the 30 s request timeout per
+    # request until its breaker opens, far beyond an RTO of 2 s.
+    path = write_config(two_providers(deadline="60s", fallback={"defer": True}))
+    run = cli("drill", str(path), "--json", "--simulated-time", "--requests", "6")
+    assert run.code == 1
+    report = json.loads(run.out)
+    assert report["passed"] is False
+    assert report["failing"] == ["default/outage_hang"]
+    hang = by_key(report)["outage_hang"]
+    assert hang["rto_s"] == pytest.approx(30.01, abs=0.01)
+    assert hang["problems"] == ["RTO 30.01 s > 2 s"]
+    assert hang["lost"] == 0
+    assert "drill failed: default/outage_hang" in run.err
+
+
+def test_total_outage_with_a_python_fallback_answers_every_request(
+    cli: CliRunner, write_config: ConfigWriter, tmp_path: Path
+) -> None:
+    (tmp_path / "drill_fallbacks.py").write_text(
+        "def canned(request, error):\n    return 'Our assistant is unavailable; try later.'\n"
+    )
+    path = write_config(two_providers(fallback={"python": "drill_fallbacks:canned"}))
+    run = cli("drill", str(path), "--json", "--simulated-time", "--requests", "5",
+              "--scenario", "total_outage")
+    assert run.code == 0, run.out
+    [total] = json.loads(run.out)["scenarios"]
+    assert total["fallback"] == total["failed"] == 5
+    assert total["lost"] == total["deferred"] == 0
+    assert total["met"] is True
+
+
+def test_drill_records_the_result_beside_the_config(
+    cli: CliRunner, write_config: ConfigWriter, tmp_path: Path
+) -> None:
+    path = write_config(two_providers(fallback={"defer": True}))
+    cli("drill", str(path), "--simulated-time", "--requests", "3", "--scenario", "outage_503")
+    cli("drill", str(path), "--simulated-time", "--requests", "3", "--scenario", "revoked_key")
+    record = json.loads((tmp_path / ".failover" / "drills.json").read_text())
+    assert [d["scenarios"][0]["scenario"] for d in record["drills"]] == [
+        "outage_503", "revoked_key",
+    ]
+    last = record["drills"][-1]
+    assert last["config_file"] == "failover.yaml"
+    assert last["passed"] is True
+    assert "requests" not in last["scenarios"][0]  # the record keeps the summary only
+    run = cli("drill", str(path), "--simulated-time", "--requests", "3", "--no-record",
+              "--scenario", "outage_503")
+    assert run.code == 0
+    assert len(json.loads((tmp_path / ".failover" / "drills.json").read_text())["drills"]) == 2
+
+
+def test_drill_keeps_deferred_requests_out_of_the_configured_default_store(
+    cli: CliRunner, write_config: ConfigWriter, tmp_path: Path
+) -> None:
+    path = write_config(two_providers(fallback={"defer": True}))
+    run = cli("drill", str(path), "--simulated-time", "--requests", "3",
+              "--scenario", "total_outage")
+    assert run.code == 0
+    assert not (tmp_path / ".failover" / "deferred.sqlite").exists()
+
+
+def test_drill_config_sends_no_real_key_shares_no_state_and_pages_nobody() -> None:
+    config = Config.from_mapping({
+        **two_providers(),
+        "notify": {"webhook": {"url": "https://hooks.example.test/x"}},
+        "state": {"backend": "redis", "url": "redis://localhost:6379/0"},
+    })
+    drilled = drill_config(config, "/tmp/drill")
+    for provider in drilled.providers.values():
+        assert [k.get_secret_value() for k in provider.key_refs()] == ["drill-dummy-key"]
+    assert drilled.state.backend == "memory"
+    assert drilled.notify.webhook is None
+    assert drilled.deferred.path == "/tmp/drill/deferred.sqlite"
+    assert set(config.routes) <= set(drilled.routes)
+
+
+def test_chart_is_drawn(cli: CliRunner, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    chart = tmp_path / "drill.png"
+    run = cli("drill", "--simulated-time", "--requests", "4", "--chart", str(chart),
+              "--scenario", "outage_503", "--scenario", "recovery")
+    assert run.code == 0
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"chart: {chart}" in run.out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--scenario", "meteor"], "unknown scenario 'meteor'"),
+        (["--route", "nope"], "unknown route 'nope'"),
+        (["--requests", "1"], "--requests must be at least 2"),
+    ],
+)
+def test_bad_arguments_are_usage_errors(cli: CliRunner, argv: list[str], message: str) -> None:
+    run = cli("drill", *argv)
+    assert run.code == 2
+    assert message in run.err
