@@ -854,7 +854,7 @@ class Router:
     ) -> Response:
         if call.route.config.fallback.defer:
             store = self._state.deferred
-            ticket = store.add(call.request, str(failure).splitlines()[0])
+            ticket = store.add(call.request, str(failure))
             self._emit("deferred", call.route, None, f"ticket {ticket} in {store.path}")
             raise Deferred(ticket, call.route.name, str(store.path), call.attempts) from failure
         if cause is not None:

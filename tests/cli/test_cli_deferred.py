@@ -46,7 +46,7 @@ def test_list_shows_ticket_route_age_and_reason(cli: CliRunner, config_path: str
     assert lines[0].split() == ["ticket", "route", "age", "reason"]
     assert lines[2].startswith(f"{first}  batch")
     assert lines[3].startswith(f"{second}  batch")
-    assert "all providers failed for route 'batch'" in lines[2]
+    assert "openai (gpt-4o-mini): Overloaded HTTP 503" in lines[2]
     assert "2 deferred request(s)" in run.out
 
     data = json.loads(cli("deferred", "list", config_path, "--json").out)
@@ -82,7 +82,7 @@ def test_replay_that_fails_keeps_the_request_and_exits_1(
     [replayed] = json.loads(run.out)["replayed"]
     assert replayed["ticket"] == ticket
     assert replayed["ok"] is False
-    assert "all providers failed" in replayed["error"]
+    assert "ServerError HTTP 500" in replayed["error"]
     still = json.loads(cli("deferred", "list", config_path, "--json").out)["deferred"]
     assert [d["ticket"] for d in still] == [ticket]
 

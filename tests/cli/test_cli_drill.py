@@ -190,6 +190,7 @@ def test_drill_config_sends_no_real_key_shares_no_state_and_pages_nobody() -> No
         **two_providers(),
         "notify": {"webhook": {"url": "https://hooks.example.test/x"}},
         "state": {"backend": "redis", "url": "redis://localhost:6379/0"},
+        "deferred": {"path": "/srv/app/production-deferred.sqlite"},
     })
     drilled = drill_config(config, "/tmp/drill")
     for provider in drilled.providers.values():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import json
 import sys
 import time
@@ -13,6 +12,9 @@ from ._output import Style, fmt_ms, table
 
 if TYPE_CHECKING:
     import argparse
+
+    from failover import Router
+    from failover._fallback import DeferredRecord
 
 __all__ = ["add_parser", "run_list", "run_replay"]
 
@@ -38,24 +40,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     rep.set_defaults(func=run_replay)
 
 
-def _field(item: Any, *names: str) -> Any:
-    for name in names:
-        if isinstance(item, dict) and name in item:
-            return item[name]
-        if hasattr(item, name):
-            return getattr(item, name)
-    return None
-
-
-def _age(created: Any) -> float | None:
-    if isinstance(created, (int, float)):
-        return max(time.time() - float(created), 0.0)
-    if isinstance(created, datetime.datetime):
-        now = datetime.datetime.now(created.tzinfo or None)
-        return max((now - created).total_seconds(), 0.0)
-    return None
-
-
 def _fmt_age(seconds: float | None) -> str:
     if seconds is None:
         return "-"
@@ -65,25 +49,36 @@ def _fmt_age(seconds: float | None) -> str:
     return f"{seconds:.0f} s"
 
 
-def _entries(items: list[Any]) -> list[dict[str, Any]]:
-    out = []
-    for item in items:
-        created = _field(item, "created_at", "created", "time")
-        out.append({
-            "ticket": str(_field(item, "ticket")),
-            "route": _field(item, "route"),
-            "age_s": _age(created),
-            "reason": _field(item, "reason", "error") or "",
-            "attempts": _field(item, "attempts_made", "replays", "tries"),
-        })
-    return out
+def _entries(records: list[DeferredRecord]) -> list[dict[str, Any]]:
+    now = time.time()
+    return [
+        {
+            "ticket": r.ticket,
+            "route": r.route,
+            "age_s": max(now - r.created_at, 0.0),
+            "reason": r.reason,
+            "attempts": r.replays,
+        }
+        for r in records
+    ]
 
 
-def _router(path: str) -> Any:
+def _summary(reason: str) -> str:
+    """One line from the stored failure: each provider and why it failed."""
+    lines = [line.strip() for line in reason.splitlines() if line.strip()]
+    detail = "; ".join(line.split(" after ")[0] for line in lines[1:]) or (
+        lines[0] if lines else "-")
+    return detail if len(detail) <= 90 else detail[:89] + "…"
+
+
+def _router(path: str) -> Router:
     from failover import Router
+    from failover._config import NotifyConfig
 
-    load(path)  # every problem printed before the router touches anything
-    return Router.from_file(path)
+    # Every problem is printed before the router touches anything. The notifier is left
+    # out: listing or replaying must work on a machine without the webhook's ${VAR}.
+    config = load(path)
+    return Router(config.model_copy(update={"notify": NotifyConfig()}), path=path)
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -100,7 +95,7 @@ def run_list(args: argparse.Namespace) -> int:
         print(f"{style.ok_mark} no deferred requests")
         return 0
     rows = [[e["ticket"], str(e["route"]), _fmt_age(e["age_s"]),
-             str(e["reason"]).splitlines()[0].rstrip(":")[:70] if e["reason"] else "-"]
+             _summary(str(e["reason"]))]
             for e in entries]
     print(table(["ticket", "route", "age", "reason"], rows, style=style))
     print()
@@ -110,7 +105,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_replay(args: argparse.Namespace) -> int:
-    from failover import FailoverError, Response
+    from failover import Response
 
     style = Style()
     router = _router(args.config)
@@ -131,15 +126,14 @@ def run_replay(args: argparse.Namespace) -> int:
     finally:
         router.close()
 
-    replayed = []
+    replayed: list[dict[str, Any]] = []
     for ticket, outcome in outcomes:
         if isinstance(outcome, Response):
             replayed.append({"ticket": ticket, "ok": True, "provider": outcome.provider,
                              "model": outcome.model, "latency_s": outcome.latency_s,
                              "error": None})
         else:
-            message = str(outcome).splitlines()[0] if isinstance(outcome, FailoverError) \
-                else repr(outcome)
+            message = _summary(str(outcome))
             replayed.append({"ticket": ticket, "ok": False, "provider": None, "model": None,
                              "latency_s": None, "error": message})
     failed = [r for r in replayed if not r["ok"]]

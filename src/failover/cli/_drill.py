@@ -301,11 +301,11 @@ class DrillReport:
 def drill_config(config: Config, deferred_dir: str | None) -> Config:
     """The config as drilled: dummy keys, in-memory state, no webhook, a temp store.
 
-    Keys are replaced because every request goes to the simulated providers (a real key
-    must never be sent there, and a missing ``${VAR}`` must not stop a drill); state is
-    kept in memory so a drill never opens a breaker for production workers sharing
-    Redis; the webhook is off so a drill pages nobody (the events it would have sent are
-    counted instead).
+    The deferred store is a temp file. Keys are replaced because every request goes to
+    the simulated providers (a real key must never be sent there, and a missing
+    ``${VAR}`` must not stop a drill); state is kept in memory so a drill never opens a
+    breaker for production workers sharing Redis; the webhook is off so a drill pages
+    nobody (the events it would have sent are counted instead).
     """
     from pydantic import SecretStr
 
@@ -336,7 +336,9 @@ def drill_config(config: Config, deferred_dir: str | None) -> Config:
         "notify": NotifyConfig(log=False),
         "watch": False,
     }
-    if deferred_dir is not None and "deferred" not in config.model_fields_set:
+    # Always a temp store: drill requests in the real store would be replayed to real
+    # providers by a later `failover deferred replay`.
+    if deferred_dir is not None:
         update["deferred"] = config.deferred.model_copy(
             update={"path": str(Path(deferred_dir) / "deferred.sqlite")}
         )
