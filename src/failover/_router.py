@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -319,6 +319,9 @@ class _Call:
     def deadline_error(self) -> DeadlineExceeded:
         return DeadlineExceeded(self.route.name, self.deadline_s or 0.0, self.attempts)
 
+    def failure(self) -> AllProvidersFailed | DeadlineExceeded:
+        return self.deadline_error() if self.expired() else self.exhausted()
+
     def exhausted(self) -> AllProvidersFailed:
         return AllProvidersFailed(self.route.name, self.attempts, errors=self.errors,
                                   skipped=self.skipped)
@@ -326,6 +329,54 @@ class _Call:
     def raise_now(self, err: ProviderError) -> ProviderError:
         err.attempts = self.attempts  # type: ignore[attr-defined]
         return err
+
+
+@dataclass
+class _StreamRecovery:
+    """How a stream recovers after it has shown text; shared by both stream loops."""
+
+    policy: str
+    #: Deltas reached the caller since the last `Restart`.
+    shown: bool = False
+    #: Text kept for ``continue``: the next provider continues it.
+    prefix: str = ""
+    restart_reason: str | None = None
+
+    @property
+    def anything_shown(self) -> bool:
+        return self.shown or bool(self.prefix)
+
+    def request_for(self, provider: _Provider, request: Request) -> tuple[Request, Restart | None]:
+        """The request for the next attempt, and the `Restart` to send before it."""
+        if self.prefix and not provider.adapter.capabilities.prefill:
+            self.prefix = ""
+            self.restart_reason = self.restart_reason or (
+                f"{provider.name} cannot continue a partial answer")
+        restart = None
+        if self.restart_reason is not None:
+            restart = Restart(provider.name, self.restart_reason)
+            self.restart_reason, self.shown = None, False
+        if self.prefix:
+            request = replace(request, prefill=self.prefix)
+        return request, restart
+
+    def completed(self, response: Response) -> Response:
+        if self.prefix:
+            response.text = self.prefix + response.text
+        return response
+
+    def broke(self, provider: _Provider, err: ProviderError) -> None:
+        """The stream failed after a delta: raise, or set up ``continue`` / ``restart``."""
+        partial = err.partial_text if isinstance(err, StreamInterrupted) else ""
+        if self.policy == "raise":
+            raise StreamInterrupted(
+                f"stream from {provider.name} broke: {err.message}",
+                partial_text=self.prefix + partial, provider=provider.name, status=err.status)
+        if self.policy == "continue" and partial:
+            self.prefix += partial
+        else:
+            self.prefix = ""
+            self.restart_reason = f"{provider.name} failed mid-stream: {err.kind}"
 
 
 def _deadline_timeout(seconds: float | None) -> Any:
@@ -563,9 +614,7 @@ class Router:
                         permit = next_permit
                         continue
                 break
-        if call.expired():
-            raise call.deadline_error()
-        raise call.exhausted()
+        raise call.failure()
 
     # -- hedging (async) ---------------------------------------------------------------------
 
@@ -652,68 +701,44 @@ class Router:
         return self._stream_sync(call, timeout)
 
     def _stream_sync(self, call: _Call, timeout: float | None) -> Iterator[StreamEvent]:
-        policy = call.route.config.stream_interrupt
-        shown = False          # deltas reached the caller since the last Restart
-        prefix = ""            # text kept for `continue`
-        restart_reason: str | None = None
+        recovery = _StreamRecovery(call.route.config.stream_interrupt)
         for provider, permit in call.candidates():
             call.begin(provider)
             tries = 0
             while True:
                 if call.expired():
                     call.cancelled(provider, permit, self._clock())
-                    yield from self._stream_fallback_sync(call, call.deadline_error(), shown)
-                    return
+                    break
                 tries += 1
                 t0 = self._clock()
-                request = call.request
-                if prefix and not provider.adapter.capabilities.prefill:
-                    prefix = ""
-                    restart_reason = restart_reason or (
-                        f"{provider.name} cannot continue a partial answer")
-                if prefix:
-                    request = _with_prefill(request, prefix)
-                if restart_reason is not None:
-                    yield Restart(provider.name, restart_reason)
-                    restart_reason, shown = None, False
+                request, restart = recovery.request_for(provider, call.request)
+                if restart is not None:
+                    yield restart
                 delivered = False
+                events = provider.adapter.stream(
+                    request, timeout=self._attempt_timeout(call, provider, timeout))
                 try:
-                    events = provider.adapter.stream(
-                        request, timeout=self._attempt_timeout(call, provider, timeout))
                     for event in events:
                         if isinstance(event, Completed):
-                            response = event.response
-                            if prefix:
-                                response.text = prefix + response.text
+                            response = recovery.completed(event.response)
                             yield Completed(call.succeeded(provider, permit, response, t0))
                             return
-                        delivered = shown = True
+                        delivered = recovery.shown = True
                         yield event
                 except ProviderError as exc:
                     err = exc
                     decision = call.failed(provider, permit, err, t0, tries)
-                except GeneratorExit:
-                    call.cancelled(provider, permit, t0)
-                    raise
-                except BaseException:
+                except BaseException:  # the consumer stopped early, or a bug
                     call.cancelled(provider, permit, t0)
                     raise
                 else:  # pragma: no cover - adapters always end with Completed or raise
                     raise call.exhausted()
+                finally:
+                    events.close()
                 if decision.action == "raise":
                     raise call.raise_now(err)
                 if delivered:
-                    partial = err.partial_text if isinstance(err, StreamInterrupted) else ""
-                    if policy == "raise":
-                        raise StreamInterrupted(
-                            f"stream from {provider.name} broke: {err.message}",
-                            partial_text=prefix + partial, provider=provider.name,
-                            status=err.status)
-                    if policy == "continue" and partial:
-                        prefix += partial
-                    else:
-                        prefix = ""
-                        restart_reason = f"{provider.name} failed mid-stream: {err.kind}"
+                    recovery.broke(provider, err)
                     break  # after a delta, recovery moves to the next provider
                 if decision.action == "retry":
                     next_permit = self._retry_permit(provider, err, decision, None)
@@ -721,15 +746,10 @@ class Router:
                         permit = next_permit
                         continue
                 break
-        failure: AllProvidersFailed | DeadlineExceeded = (
-            call.deadline_error() if call.expired() else call.exhausted())
-        yield from self._stream_fallback_sync(call, failure, shown or bool(prefix))
-
-    def _stream_fallback_sync(
-        self, call: _Call, failure: AllProvidersFailed | DeadlineExceeded, shown: bool
-    ) -> Iterator[StreamEvent]:
-        response = self._fallback_sync(call, failure)
-        yield from _replay_as_stream(response, shown)
+            if call.expired():
+                break
+        response = self._fallback_sync(call, call.failure())
+        yield from _replay_as_stream(response, recovery.anything_shown)
 
     async def astream(
         self,
@@ -743,43 +763,29 @@ class Router:
     ) -> AsyncIterator[StreamEvent]:
         """Deltas as they come, then `Completed`; see the route's ``stream_interrupt``."""
         call = self._start(messages, route, deadline, {"system": system, **params})
-        policy = call.route.config.stream_interrupt
-        shown = False
-        prefix = ""
-        restart_reason: str | None = None
+        recovery = _StreamRecovery(call.route.config.stream_interrupt)
         for provider, permit in call.candidates():
             call.begin(provider)
             tries = 0
             while True:
                 if call.expired():
                     call.cancelled(provider, permit, self._clock())
-                    async for ev in self._stream_fallback_async(call, call.deadline_error(), shown):
-                        yield ev
-                    return
+                    break
                 tries += 1
                 t0 = self._clock()
-                request = call.request
-                if prefix and not provider.adapter.capabilities.prefill:
-                    prefix = ""
-                    restart_reason = restart_reason or (
-                        f"{provider.name} cannot continue a partial answer")
-                if prefix:
-                    request = _with_prefill(request, prefix)
-                if restart_reason is not None:
-                    yield Restart(provider.name, restart_reason)
-                    restart_reason, shown = None, False
+                request, restart = recovery.request_for(provider, call.request)
+                if restart is not None:
+                    yield restart
                 delivered = False
                 events = provider.adapter.astream(
                     request, timeout=self._attempt_timeout(call, provider, timeout))
                 try:
                     async for event in events:
                         if isinstance(event, Completed):
-                            response = event.response
-                            if prefix:
-                                response.text = prefix + response.text
+                            response = recovery.completed(event.response)
                             yield Completed(call.succeeded(provider, permit, response, t0))
                             return
-                        delivered = shown = True
+                        delivered = recovery.shown = True
                         yield event
                 except ProviderError as exc:
                     err = exc
@@ -791,21 +797,11 @@ class Router:
                     raise call.exhausted()
                 finally:
                     with contextlib.suppress(Exception):
-                        await events.aclose()  # type: ignore[attr-defined]
+                        await events.aclose()
                 if decision.action == "raise":
                     raise call.raise_now(err)
                 if delivered:
-                    partial = err.partial_text if isinstance(err, StreamInterrupted) else ""
-                    if policy == "raise":
-                        raise StreamInterrupted(
-                            f"stream from {provider.name} broke: {err.message}",
-                            partial_text=prefix + partial, provider=provider.name,
-                            status=err.status)
-                    if policy == "continue" and partial:
-                        prefix += partial
-                    else:
-                        prefix = ""
-                        restart_reason = f"{provider.name} failed mid-stream: {err.kind}"
+                    recovery.broke(provider, err)
                     break
                 if decision.action == "retry":
                     next_permit = await self._aretry_permit(provider, err, decision)
@@ -813,16 +809,10 @@ class Router:
                         permit = next_permit
                         continue
                 break
-        failure: AllProvidersFailed | DeadlineExceeded = (
-            call.deadline_error() if call.expired() else call.exhausted())
-        async for ev in self._stream_fallback_async(call, failure, shown or bool(prefix)):
-            yield ev
-
-    async def _stream_fallback_async(
-        self, call: _Call, failure: AllProvidersFailed | DeadlineExceeded, shown: bool
-    ) -> AsyncIterator[StreamEvent]:
-        response = await self._fallback_async(call, failure)
-        for event in _replay_as_stream(response, shown):
+            if call.expired():
+                break
+        response = await self._fallback_async(call, call.failure())
+        for event in _replay_as_stream(response, recovery.anything_shown):
             yield event
 
     # -- manual fallback ---------------------------------------------------------------------
@@ -899,57 +889,66 @@ class Router:
         """Requests kept by ``defer: true`` routes, oldest first."""
         return self._state.deferred.list()
 
+    def _replays(
+        self, tickets: Sequence[str] | None
+    ) -> Iterator[tuple[str, _Call | BadRequest]]:
+        state = self._state
+        for record in state.deferred.list():
+            if tickets is not None and record.ticket not in tickets:
+                continue
+            route = state.routes.get(record.route)
+            if route is None:
+                gone = BadRequest(f"route {record.route!r} is no longer configured")
+                yield record.ticket, gone
+                continue
+            yield record.ticket, _Call(self, state.config, route, record.request,
+                                       self._clock(), None, None)
+
+    def _replayed(
+        self, ticket: str, result: Response | FailoverError
+    ) -> tuple[str, Response | FailoverError]:
+        store = self._state.deferred
+        if isinstance(result, Response):
+            store.remove(ticket)
+        else:
+            store.note_replay_failed(ticket, str(result))
+        return ticket, result
+
     def replay_deferred(
         self, tickets: Sequence[str] | None = None
     ) -> list[tuple[str, Response | FailoverError]]:
-        """Send deferred requests again through their route; a success removes the row."""
-        results: list[tuple[str, Response | FailoverError]] = []
-        store = self._state.deferred
-        for record in store.list():
-            if tickets is not None and record.ticket not in tickets:
-                continue
-            if record.route not in self._state.routes:
-                err = BadRequest(f"route {record.route!r} is no longer configured")
-                store.note_replay_failed(record.ticket, str(err))
-                results.append((record.ticket, err))
-                continue
-            call = _Call(self, self._state.config, self._state.routes[record.route],
-                         record.request,
-                         self._clock(), None, None)
-            try:
-                response = self._run_sync(call, None)
-            except FailoverError as err:
-                store.note_replay_failed(record.ticket, str(err).splitlines()[0])
-                results.append((record.ticket, err))
+        """Send deferred requests again through their route; a success removes the row.
+
+        A replay that fails again stays in the store (its ``replays`` count grows); it is
+        never deferred a second time under a new ticket.
+        """
+        results = []
+        result: Response | FailoverError
+        for ticket, call in self._replays(tickets):
+            if isinstance(call, _Call):
+                try:
+                    result = self._run_sync(call, None)
+                except FailoverError as err:
+                    result = err
             else:
-                store.remove(record.ticket)
-                results.append((record.ticket, response))
+                result = call
+            results.append(self._replayed(ticket, result))
         return results
 
     async def areplay_deferred(
         self, tickets: Sequence[str] | None = None
     ) -> list[tuple[str, Response | FailoverError]]:
-        results: list[tuple[str, Response | FailoverError]] = []
-        store = self._state.deferred
-        for record in store.list():
-            if tickets is not None and record.ticket not in tickets:
-                continue
-            if record.route not in self._state.routes:
-                err = BadRequest(f"route {record.route!r} is no longer configured")
-                store.note_replay_failed(record.ticket, str(err))
-                results.append((record.ticket, err))
-                continue
-            call = _Call(self, self._state.config, self._state.routes[record.route],
-                         record.request,
-                         self._clock(), None, None)
-            try:
-                response = await self._run_async(call, None)
-            except FailoverError as err:
-                store.note_replay_failed(record.ticket, str(err).splitlines()[0])
-                results.append((record.ticket, err))
+        results = []
+        result: Response | FailoverError
+        for ticket, call in self._replays(tickets):
+            if isinstance(call, _Call):
+                try:
+                    result = await self._run_async(call, None)
+                except FailoverError as err:
+                    result = err
             else:
-                store.remove(record.ticket)
-                results.append((record.ticket, response))
+                result = call
+            results.append(self._replayed(ticket, result))
         return results
 
     # -- health and operations -----------------------------------------------------------------
@@ -1114,12 +1113,6 @@ class Router:
     def __repr__(self) -> str:
         routes = ", ".join(f"{n}: {list(r.config.chain)}" for n, r in self._state.routes.items())
         return f"<failover.Router {routes}>"
-
-
-def _with_prefill(request: Request, prefix: str) -> Request:
-    from dataclasses import replace
-
-    return replace(request, prefill=prefix)
 
 
 def _replay_as_stream(response: Response, shown: bool) -> Iterator[StreamEvent]:

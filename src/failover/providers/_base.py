@@ -23,7 +23,14 @@ import re
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    Callable,
+    Generator,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -591,7 +598,9 @@ class ProviderAdapter(ABC):
                 f"malformed stream chunk: {type(exc).__name__}: {exc}", provider=self.name
             ) from None
 
-    def stream(self, request: Request, *, timeout: float | None = None) -> Iterator[StreamEvent]:
+    def stream(
+        self, request: Request, *, timeout: float | None = None
+    ) -> Generator[StreamEvent, None, None]:
         """Deltas, then one `Completed`. A broken stream raises, never completes."""
         acc = StreamAccumulator(self.name, self.model)
         first_limit, stall_limit = self._stream_limits(timeout)
@@ -626,7 +635,7 @@ class ProviderAdapter(ABC):
 
     async def astream(
         self, request: Request, *, timeout: float | None = None
-    ) -> AsyncIterator[StreamEvent]:
+    ) -> AsyncGenerator[StreamEvent, None]:
         acc = StreamAccumulator(self.name, self.model)
         first_limit, stall_limit = self._stream_limits(timeout)
         key = self._pick_key()
