@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -336,6 +337,7 @@ async def test_async_deadline_cancels_a_hung_attempt() -> None:
         fake["claude"].answer("never")
         loop = asyncio.get_running_loop()
         async with failover.Router(config) as router:
+            await warm_up(router, "claude")
             start = loop.time()
             with pytest.raises(failover.DeadlineExceeded):
                 await router.acomplete("hi")
@@ -493,6 +495,16 @@ def test_messages_forms_and_system(router: failover.Router, fake: FakeProviders)
         assert request.json["messages"][1]["content"] == "hi"
 
 
+async def warm_up(router: failover.Router, name: str) -> None:
+    """One request to ``name`` alone, so its SDK import is not part of what is timed."""
+    others = [n for n in router.health() if n != name]
+    for other in others:
+        router.force_open(other)
+    await router.acomplete("warm up")
+    for other in others:
+        router.reset(other)
+
+
 # --- hedging -----------------------------------------------------------------------------------
 
 
@@ -504,6 +516,7 @@ async def test_hedge_starts_the_next_provider_when_the_first_is_slow() -> None:
         fake["claude"].answer("hedged")
         loop = asyncio.get_running_loop()
         async with failover.Router(config) as router:
+            await warm_up(router, "claude")
             start = loop.time()
             reply = await router.acomplete("hi")
             elapsed = loop.time() - start
@@ -511,3 +524,43 @@ async def test_hedge_starts_the_next_provider_when_the_first_is_slow() -> None:
         assert elapsed < 1.0
         assert [a.outcome for a in reply.attempts] == ["ok", "cancelled"] or [
             a.outcome for a in reply.attempts] == ["cancelled", "ok"]
+
+
+def test_sync_hedge_races_on_threads_and_the_first_success_wins() -> None:
+    config = make_config(routes={"default": {
+        "chain": ["openai", "claude"], "hedge": {"after": "50ms", "max_ratio": 1.0}}})
+    with FakeProviders() as fake:
+        fake["openai"].hang(1)
+        fake["claude"].answer("hedged")
+        with failover.Router(config) as router:
+            router.force_open("openai")
+            router.complete("warm up the claude client")   # SDK import is not the hedge
+            router.reset("openai")
+            start = time.monotonic()
+            reply = router.complete("hi")
+            elapsed = time.monotonic() - start
+    assert (reply.provider, reply.text) == ("claude", "hedged")
+    assert elapsed < 0.9
+    assert sorted(a.outcome for a in reply.attempts) == ["cancelled", "ok"]
+
+
+async def test_hedge_after_p95_waits_for_observed_latency_and_caps_extra_load() -> None:
+    config = make_config(routes={"default": {
+        "chain": ["openai", "claude"],
+        "hedge": {"after": "p95", "max_ratio": 0.2, "min_delay": "10ms"}}})
+    with FakeProviders() as fake:
+        fake["openai"].slow(0.03, "openai")
+        fake["claude"].answer("claude")
+        async with failover.Router(config) as router:
+            # No latency observed yet: no hedge, the primary answers.
+            for _ in range(5):
+                assert (await router.acomplete("hi")).provider == "openai"
+            assert fake["claude"].calls == 0
+            p95 = router.health()["openai"].latency_p95_s
+            assert p95 is not None and p95 >= 0.03
+            # Now the primary stalls for longer than its p95: the next provider starts.
+            fake["openai"].slow(0.5, "late openai")
+            served = [(await router.acomplete("hi")).provider for _ in range(5)]
+    # At most max_ratio of the route's 10 requests hedge: 2, then the slow primary wins.
+    assert served.count("claude") == 2
+    assert fake["claude"].calls == 2

@@ -13,7 +13,9 @@ providers whose settings did not change carry their breaker and health across.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import contextvars
 import inspect
 import logging
 import os
@@ -421,6 +423,7 @@ class Router:
         self._watcher: threading.Thread | None = None
         self._stop = threading.Event()
         self._reload_lock = threading.Lock()
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         if config.watch and self._path is not None:
             self._start_watching()
 
@@ -468,6 +471,8 @@ class Router:
         """Answer ``messages`` through ``route``'s chain (blocking)."""
         call = self._start(messages, route, deadline, {"system": system, **params})
         try:
+            if call.route.config.hedge is not None:
+                return self._run_hedged_sync(call, timeout)
             return self._run_sync(call, timeout)
         except (AllProvidersFailed, DeadlineExceeded) as failure:
             return self._fallback_sync(call, failure)
@@ -631,12 +636,36 @@ class Router:
             return max(p95, hedge.min_delay)
         return max(float(hedge.after), hedge.min_delay)
 
-    async def _run_hedged(self, call: _Call, timeout: float | None) -> Response:
-        """Start the next provider if the current one is slow; first success wins."""
+    def _hedge_wait(self, call: _Call, running: Mapping[Any, tuple[_Provider, Permit, float]],
+                    can_launch: bool) -> float | None:
+        """How long to wait for a running attempt before starting the next provider."""
         hedge = call.route.config.hedge
         assert hedge is not None
+        if not can_launch or len(running) > hedge.max_extra:
+            return None
+        first = next(iter(running.values()))[0]
+        return self._hedge_delay(call, first)
+
+    def _hedge_result(
+        self, call: _Call, provider: _Provider, permit: Permit, t0: float,
+        result: Response | None, err: BaseException | None,
+    ) -> Response | None:
+        """Account for a finished hedged attempt; the response if it won."""
+        if err is None:
+            assert result is not None
+            return call.succeeded(provider, permit, result, t0)
+        if not isinstance(err, ProviderError):
+            raise err
+        # Hedged requests never retry on the same provider: the next one is the retry.
+        if call.failed(provider, permit, err, t0, tries=1).action == "raise":
+            raise call.raise_now(err)
+        return None
+
+    async def _run_hedged(self, call: _Call, timeout: float | None) -> Response:
+        """Start the next provider if the current one is slow; first success wins."""
         candidates = call.candidates()
-        running: dict[asyncio.Task[Response], tuple[_Provider, Permit, float]] = {}
+        running: dict[asyncio.Future[Response], tuple[_Provider, Permit, float]] = {}
+        can_launch = True
 
         def launch() -> bool:
             for provider, permit in candidates:
@@ -648,41 +677,82 @@ class Router:
             return False
 
         try:
-            if not launch():
-                raise call.exhausted()
+            can_launch = launch()
             while running:
-                if call.expired():
-                    raise call.deadline_error()
-                delay = None
-                if len(running) <= hedge.max_extra:
-                    first = next(iter(running.values()))[0]
-                    delay = self._hedge_delay(call, first)
+                delay = self._hedge_wait(call, running, can_launch)
                 done, _ = await asyncio.wait(
-                    running, timeout=delay, return_when=asyncio.FIRST_COMPLETED
-                )
+                    running, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
                 if not done:
                     call.route.hedged += 1
-                    launch()
+                    can_launch = launch()
                     continue
                 for task in done:
                     provider, permit, t0 = running.pop(task)
                     err = task.exception()
-                    if err is None:
-                        return call.succeeded(provider, permit, task.result(), t0)
-                    if not isinstance(err, ProviderError):
-                        raise err
-                    decision = call.failed(provider, permit, err, t0, tries=1)
-                    if decision.action == "raise":
-                        raise call.raise_now(err)
-                if not running and not launch():
-                    break
-            if call.expired():
-                raise call.deadline_error()
-            raise call.exhausted()
+                    won = self._hedge_result(call, provider, permit, t0,
+                                             None if err else task.result(), err)
+                    if won is not None:
+                        return won
+                if not running and can_launch:
+                    can_launch = launch()
+            raise call.failure()
         finally:
             for task, (provider, permit, t0) in running.items():
                 task.cancel()
                 call.cancelled(provider, permit, t0)
+
+    def _run_hedged_sync(self, call: _Call, timeout: float | None) -> Response:
+        """The same race on threads. A losing attempt cannot be interrupted: it runs out
+        on its own thread (bounded by its timeout) and its answer is dropped."""
+        candidates = call.candidates()
+        running: dict[concurrent.futures.Future[Response], tuple[_Provider, Permit, float]] = {}
+        pool = self._hedge_pool()
+        can_launch = True
+
+        def launch() -> bool:
+            for provider, permit in candidates:
+                call.begin(provider)
+                provider.budget.on_request()
+                limit = self._attempt_timeout(call, provider, timeout)
+                # Each attempt runs in a copy of the caller's context (the test kit's seam).
+                context = contextvars.copy_context()
+                future = pool.submit(context.run, provider.adapter.complete, call.request,
+                                     timeout=limit)
+                running[future] = (provider, permit, self._clock())
+                return True
+            return False
+
+        try:
+            can_launch = launch()
+            while running:
+                delay = self._hedge_wait(call, running, can_launch)
+                done, _ = concurrent.futures.wait(
+                    running, timeout=delay, return_when=concurrent.futures.FIRST_COMPLETED)
+                if not done:
+                    call.route.hedged += 1
+                    can_launch = launch()
+                    continue
+                for future in done:
+                    provider, permit, t0 = running.pop(future)
+                    err = future.exception()
+                    won = self._hedge_result(call, provider, permit, t0,
+                                             None if err else future.result(), err)
+                    if won is not None:
+                        return won
+                if not running and can_launch:
+                    can_launch = launch()
+            raise call.failure()
+        finally:
+            for future, (provider, permit, t0) in running.items():
+                future.cancel()
+                call.cancelled(provider, permit, t0)
+
+    def _hedge_pool(self) -> concurrent.futures.ThreadPoolExecutor:
+        with self._reload_lock:
+            if self._pool is None:
+                self._pool = concurrent.futures.ThreadPoolExecutor(
+                    max_workers=32, thread_name_prefix="failover-hedge")
+            return self._pool
 
     # -- streams ------------------------------------------------------------------------------
 
@@ -1084,6 +1154,8 @@ class Router:
 
     def close(self) -> None:
         self._stop.set()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
         for p in self._all_providers():
             if p.built:
                 p.adapter.close()
@@ -1092,6 +1164,8 @@ class Router:
 
     async def aclose(self) -> None:
         self._stop.set()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
         for p in self._all_providers():
             if p.built:
                 await p.adapter.aclose()
