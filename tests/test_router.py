@@ -337,12 +337,14 @@ async def test_async_deadline_cancels_a_hung_attempt() -> None:
         fake["claude"].answer("never")
         loop = asyncio.get_running_loop()
         async with failover.Router(config) as router:
-            await warm_up(router, "claude")
+            router.warm_up()                     # the SDK import is not what is timed
             start = loop.time()
-            with pytest.raises(failover.DeadlineExceeded):
+            with pytest.raises(failover.DeadlineExceeded) as info:
                 await router.acomplete("hi")
-            assert loop.time() - start < 1.0
+            assert loop.time() - start < 0.5
         assert fake["claude"].calls == 0
+        assert [(a.provider, a.error_kind) for a in info.value.attempts] == [
+            ("openai", "Timeout")]
 
 
 def test_retry_budget_stops_retry_storms(clock: FakeClock, fake: FakeProviders) -> None:
@@ -495,16 +497,6 @@ def test_messages_forms_and_system(router: failover.Router, fake: FakeProviders)
         assert request.json["messages"][1]["content"] == "hi"
 
 
-async def warm_up(router: failover.Router, name: str) -> None:
-    """One request to ``name`` alone, so its SDK import is not part of what is timed."""
-    others = [n for n in router.health() if n != name]
-    for other in others:
-        router.force_open(other)
-    await router.acomplete("warm up")
-    for other in others:
-        router.reset(other)
-
-
 # --- hedging -----------------------------------------------------------------------------------
 
 
@@ -516,7 +508,7 @@ async def test_hedge_starts_the_next_provider_when_the_first_is_slow() -> None:
         fake["claude"].answer("hedged")
         loop = asyncio.get_running_loop()
         async with failover.Router(config) as router:
-            await warm_up(router, "claude")
+            router.warm_up()
             start = loop.time()
             reply = await router.acomplete("hi")
             elapsed = loop.time() - start
@@ -533,9 +525,7 @@ def test_sync_hedge_races_on_threads_and_the_first_success_wins() -> None:
         fake["openai"].hang(1)
         fake["claude"].answer("hedged")
         with failover.Router(config) as router:
-            router.force_open("openai")
-            router.complete("warm up the claude client")   # SDK import is not the hedge
-            router.reset("openai")
+            router.warm_up()
             start = time.monotonic()
             reply = router.complete("hi")
             elapsed = time.monotonic() - start
@@ -564,3 +554,15 @@ async def test_hedge_after_p95_waits_for_observed_latency_and_caps_extra_load() 
     # At most max_ratio of the route's 10 requests hedge: 2, then the slow primary wins.
     assert served.count("claude") == 2
     assert fake["claude"].calls == 2
+
+
+def test_warm_up_builds_clients_and_resolves_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    providers = {**PROVIDERS, "claude": {**PROVIDERS["claude"], "api_key": "${NO_SUCH_KEY_X}"}}
+    monkeypatch.delenv("NO_SUCH_KEY_X", raising=False)
+    router = failover.Router(make_config(providers=providers))
+    with pytest.raises(failover.ConfigError, match=r"providers\.claude\.api_key: "
+                                                   r"environment variable NO_SUCH_KEY_X"):
+        router.warm_up()
+    monkeypatch.setenv("NO_SUCH_KEY_X", "sk-ant-from-env-0123456789")
+    router.warm_up()
+    router.close()

@@ -68,6 +68,8 @@ __all__ = ["Router"]
 
 logger = logging.getLogger("failover")
 
+_DEADLINE_SLACK_S = 0.002
+
 
 # --- live state ---------------------------------------------------------------------------
 
@@ -212,7 +214,10 @@ class _Call:
         return self.deadline_at - self.router._clock()
 
     def expired(self) -> bool:
-        return self.deadline_at is not None and self.router._clock() >= self.deadline_at
+        # Timers fire up to a clock tick early, and an attempt with a couple of
+        # milliseconds left cannot succeed anyway: that is expired too.
+        return (self.deadline_at is not None
+                and self.router._clock() >= self.deadline_at - _DEADLINE_SLACK_S)
 
     def candidates(self) -> Iterator[tuple[_Provider, Permit]]:
         """Providers to try, in chain order, each with a breaker permit; skips cost ~µs."""
@@ -1020,6 +1025,17 @@ class Router:
                 result = call
             results.append(self._replayed(ticket, result))
         return results
+
+    def warm_up(self) -> None:
+        """Build every provider's SDK clients now instead of on first use.
+
+        The first request otherwise pays for importing an SDK (up to a second or more)
+        out of its deadline; this also resolves every ``${VAR}``, so a missing key is a
+        `ConfigError` at start-up rather than at the first failover to that provider.
+        """
+        for provider in self._state.providers.values():
+            provider.adapter.sync_client()
+            provider.adapter.async_client()
 
     # -- health and operations -----------------------------------------------------------------
 
