@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -566,3 +567,36 @@ def test_warm_up_builds_clients_and_resolves_keys(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("NO_SUCH_KEY_X", "sk-ant-from-env-0123456789")
     router.warm_up()
     router.close()
+
+
+def test_webhook_is_told_with_the_runbook_and_never_sees_a_key(clock: FakeClock) -> None:
+    config = make_config(
+        routes={"default": {"chain": ["openai", "claude"],
+                            "fallback": {"runbook": "docs/runbooks/llm.md"}}},
+        notify={"webhook": {"url": "https://hooks.example.test/services/T0/B0/secret",
+                            "events": ["breaker_opened", "all_providers_failed"]}},
+    )
+    with FakeProviders(clock=clock) as fake:
+        fake["openai"].fail(401)
+        fake["claude"].answer("ok")
+        fake["webhook"].answer("ok")        # any 200 is a delivered webhook
+        with failover.Router(config, clock=clock) as router:
+            for _ in range(5):
+                router.complete("hi")
+    [post] = fake["webhook"].requests
+    assert post.url == "https://hooks.example.test/services/T0/B0/secret"
+    text = post.json["text"]
+    assert "breaker_opened" in text and "openai" in text and "docs/runbooks/llm.md" in text
+    assert "sk-test-openai" not in json.dumps(post.json)
+
+
+def test_a_failing_webhook_never_breaks_a_request(clock: FakeClock) -> None:
+    config = make_config(notify={"webhook": {"url": "https://hooks.example.test/x",
+                                             "events": ["attempt_failed"]}})
+    with FakeProviders(clock=clock) as fake:
+        fake["openai"].fail(503)
+        fake["claude"].answer("ok")
+        fake["webhook"].refuse()
+        with failover.Router(config, clock=clock) as router:
+            assert router.complete("hi").provider == "claude"
+    assert fake["webhook"].calls == 1

@@ -424,6 +424,8 @@ class Router:
         self._retired: list[_Provider] = []
         self._state = _build_state(config, self._clock, None)
         self._notifier: Any = None
+        self._notify_config: Any = None
+        self._unsubscribe_notifier: Callable[[], None] = lambda: None
         self._setup_notifier(config)
         self._watcher: threading.Thread | None = None
         self._stop = threading.Event()
@@ -1099,14 +1101,23 @@ class Router:
                 self._emit(type_, route, t.provider, f"{t.old} -> {t.new}: {t.reason}")
 
     def _setup_notifier(self, config: Config) -> None:
+        """(Re)build the webhook notifier; on reload only if ``notify`` changed."""
+        previous = self._notifier
+        if previous is not None and self._notify_config == config.notify:
+            return
+        if previous is not None:
+            self._unsubscribe_notifier()
+            previous.close()
+            self._notifier = None
+        self._notify_config = config.notify
         webhook = config.notify.webhook
         if webhook is None:
             return
         from ._notify import WebhookNotifier
 
         runbooks = {name: r.fallback.runbook for name, r in config.routes.items()}
-        self._notifier = WebhookNotifier(webhook, runbooks=runbooks)
-        self._bus.subscribe(self._notifier)
+        self._notifier = WebhookNotifier(webhook, runbooks=runbooks, clock=self._clock)
+        self._unsubscribe_notifier = self._bus.subscribe(self._notifier)
 
     # -- reload ----------------------------------------------------------------------------------
 
@@ -1129,6 +1140,7 @@ class Router:
                 raise
             old = self._state
             self._state = new_state
+            self._setup_notifier(config)
             kept = set(id(p) for p in new_state.providers.values())
             self._retired.extend(p for p in old.providers.values() if id(p) not in kept)
             changed = sorted(n for n, p in new_state.providers.items()
