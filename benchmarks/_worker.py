@@ -221,16 +221,15 @@ def hang(name: str, handle: ServerHandle, tag: str, p: Params) -> dict[str, Any]
     params = dict(p, hedge_ms=hedge_ms)
     out: dict[str, Any] = {"timeout_ms": timeout_s * 1000, "hedge_ms": hedge_ms}
 
-    if hedge_ms is None:  # the router hedges only on its async path
-        contender = build(name, _setup(handle, tag, params))
-        for _ in range(warm):
-            contender.call()
-        handle.set_fault(f"{tag}-p", "hang")
-        before = handle.count(f"{tag}-p")
-        latencies, errors = _calls_sync(contender, n)
-        out["sync"] = _hang_summary(latencies, timeout_s, handle.count(f"{tag}-p") - before,
-                                    errors, None)  # fmt: skip
-        contender.close()
+    contender = build(name, _setup(handle, tag, params))
+    for _ in range(warm):
+        contender.call()
+    handle.set_fault(f"{tag}-p", "hang")
+    before = handle.count(f"{tag}-p")
+    latencies, errors = _calls_sync(contender, n)
+    out["sync"] = _hang_summary(latencies, timeout_s, handle.count(f"{tag}-p") - before,
+                                errors, hedge_ms)  # fmt: skip
+    contender.close()
 
     async def run_async() -> dict[str, Any]:
         atag = tag + "a"

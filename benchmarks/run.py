@@ -44,7 +44,7 @@ MODES: dict[str, dict[str, dict[str, Any]]] = {
         "fast_failure": {"rounds": 3, "warmup": 100, "seconds": 3.0, "max_calls": 20000,
                          "steady_from": 20, "rt_calls": 1000},
         "hang": {"rounds": 3, "calls": 20, "warmup": 20, "hedge_ms": 20},
-        "concurrency": {"rounds": 3, "concurrency": 1000, "batches": 5},
+        "concurrency": {"rounds": 3, "concurrency": 1000, "batches": 4},
         "cold_start": {"samples": 7},
         "micro": {"rounds": 3, "blocks": 20, "per_block": 300, "decisions": 20000},
     },

@@ -543,6 +543,7 @@ async def test_hedge_after_p95_waits_for_observed_latency_and_caps_extra_load() 
         fake["openai"].slow(0.03, "openai")
         fake["claude"].answer("claude")
         async with failover.Router(config) as router:
+            router.warm_up()       # client set-up must not count as observed latency
             # No latency observed yet: no hedge, the primary answers.
             for _ in range(5):
                 assert (await router.acomplete("hi")).provider == "openai"
@@ -600,3 +601,27 @@ def test_a_failing_webhook_never_breaks_a_request(clock: FakeClock) -> None:
         with failover.Router(config, clock=clock) as router:
             assert router.complete("hi").provider == "claude"
     assert fake["webhook"].calls == 1
+
+
+def test_per_route_actions_override_the_kind_defaults(clock: FakeClock,
+                                                       fake: FakeProviders) -> None:
+    fake["openai"].fail(503)
+    fake["claude"].answer("claude")
+    strict = make_config(routes={"default": {"chain": ["openai", "claude"],
+                                             "actions": {"Overloaded": "raise"}}})
+    with failover.Router(strict, clock=clock) as router, pytest.raises(failover.Overloaded):
+        router.complete("hi")
+    assert (fake["openai"].calls, fake["claude"].calls) == (1, 0)
+
+    patient = make_config(routes={"default": {"chain": ["openai", "claude"],
+                                              "actions": {"Overloaded": "retry"}}})
+    with failover.Router(patient, clock=clock) as router:
+        assert router.complete("hi").provider == "claude"
+    assert fake["openai"].calls == 1 + 2     # retried once on the same provider
+
+    no_retry = make_config(routes={"default": {"chain": ["openai", "claude"],
+                                               "actions": {"ServerError": "failover"}}})
+    fake["openai"].fail(500)
+    with failover.Router(no_retry, clock=clock) as router:
+        assert router.complete("hi").provider == "claude"
+    assert fake["openai"].calls == 3 + 1     # a 500 is normally retried; not here
