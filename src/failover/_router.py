@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._breaker import Breaker, Permit, Transition
-from ._clock import MonotonicClock
 from ._config import Config, ProviderConfig, RouteConfig, TimeoutsConfig, load_config
 from ._errors import (
     AllProvidersFailed,
@@ -416,7 +415,8 @@ class Router:
                 f"Router(config) expects a failover.Config, got {type(config).__name__}; "
                 "use Router.from_file(path) or Config.from_mapping(dict)"
             )
-        self._clock: Clock = clock if clock is not None else MonotonicClock()
+        # The builtin itself: the hot path reads the clock several times a request.
+        self._clock: Clock = clock if clock is not None else time.monotonic
         self._sleep: Callable[[float], None] = getattr(self._clock, "sleep", time.sleep)
         self._asleep: Callable[[float], Any] = getattr(self._clock, "asleep", asyncio.sleep)
         self._path = Path(path) if path is not None else None
