@@ -625,3 +625,19 @@ def test_per_route_actions_override_the_kind_defaults(clock: FakeClock,
     with failover.Router(no_retry, clock=clock) as router:
         assert router.complete("hi").provider == "claude"
     assert fake["openai"].calls == 3 + 1     # a 500 is normally retried; not here
+
+
+def test_known_context_windows_are_used_when_the_config_says_nothing(
+    clock: FakeClock, fake: FakeProviders
+) -> None:
+    # gpt-4o-mini (128k) fails on length: claude (200k) is larger, gemini (1M) too.
+    providers = {**PROVIDERS, "small": {"type": "openai", "model": "gpt-3.5-turbo",
+                                        "api_key": "sk-test-small-0123456789"}}
+    config = make_config(providers=providers, routes={"default": {
+        "chain": ["openai", "small", "gemini"]}})
+    fake["openai"].context_window()
+    fake["small"].answer("16k is not larger than 128k: never asked")
+    fake["gemini"].answer("a million tokens")
+    with failover.Router(config, clock=clock) as router:
+        reply = router.complete("a long prompt")
+    assert reply.provider == "gemini" and fake["small"].calls == 0

@@ -58,6 +58,7 @@ from ._models import (
 )
 from ._policy import Decision, RetryBudget, decide
 from .providers import build_adapter
+from .providers._known import known_context_window
 
 if TYPE_CHECKING:
     from ._types import Clock
@@ -116,7 +117,7 @@ class _Provider:
     def context_window(self) -> int | None:
         if self.config.capabilities.context_window is not None:
             return self.config.capabilities.context_window
-        return self.adapter.capabilities.context_window if self.built else None
+        return known_context_window(self.model)
 
 
 @dataclass

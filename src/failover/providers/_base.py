@@ -65,6 +65,7 @@ from .._models import (
     Usage,
 )
 from .._types import FinishReason
+from ._known import known_context_window
 
 if TYPE_CHECKING:
     from .._config import ProviderConfig, TimeoutsConfig
@@ -413,7 +414,8 @@ class ProviderAdapter(ABC):
         self.model = config.model
         self.timeouts = timeouts
         self.capabilities = self.default_capabilities.merged(
-            config.capabilities.model_dump()
+            {"context_window": known_context_window(config.model),
+             **config.capabilities.model_dump(exclude_none=True)}
         )
         self._keys: list[str | None] | None = None
         self._key_index = 0
