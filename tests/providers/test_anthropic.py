@@ -831,14 +831,14 @@ async def test_error_event_after_text(adapter: ProviderAdapter, mock: respx.Rout
 # --- capabilities ---------------------------------------------------------------------------
 
 
-def test_capabilities_and_no_context_window_by_default(adapter: ProviderAdapter) -> None:
+def test_capabilities_and_the_known_context_window(adapter: ProviderAdapter) -> None:
     caps = adapter.capabilities
     assert (caps.tools, caps.json_schema, caps.images, caps.prefill) == (True, True, True, True)
-    assert caps.context_window is None
+    assert caps.context_window == 200_000          # known for claude models
     configured = build_adapter("c", ProviderConfig(
         type="anthropic", model=MODEL, api_key=KEY,
-        capabilities={"context_window": 200_000, "prefill": False}), TimeoutsConfig())
-    assert configured.capabilities.context_window == 200_000
+        capabilities={"context_window": 1_000_000, "prefill": False}), TimeoutsConfig())
+    assert configured.capabilities.context_window == 1_000_000
     assert configured.capabilities.prefill is False
 
 
