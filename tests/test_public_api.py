@@ -12,9 +12,10 @@ import failover
 EXPECTED = [
     "AllProvidersFailed", "Attempt", "AuthenticationFailed", "BadRequest", "Completed",
     "Config", "ConfigError", "ConnectionFailed", "ContentFiltered", "ContextWindowExceeded",
-    "DeadlineExceeded", "Deferred", "Event", "FailoverError", "ImagePart", "InvalidResponse",
-    "JsonSchema", "Message", "ModelNotFound", "Overloaded", "PermissionDenied",
-    "ProviderError", "ProviderHealth", "RateLimited", "Request", "Response", "Restart",
+    "DeadlineExceeded", "Deferred", "Event", "FailoverError", "ImagePart", "Instrumentation",
+    "InvalidResponse", "JsonSchema", "Message", "ModelNotFound", "Overloaded", "PermissionDenied",
+    "ProviderError", "ProviderHealth", "RateLimited", "Request", "RequestRecord", "Response",
+    "Restart",
     "Router", "ServerError", "StreamEvent", "StreamInterrupted", "TextDelta", "TextPart",
     "Timeout", "ToolCall", "ToolCallDelta", "ToolChoice", "ToolSpec", "Usage", "__version__",
 ]  # fmt: skip

@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from ._config import Config
     from ._events import Event
     from ._health import ProviderHealth
+    from ._instrumentation import Instrumentation, RequestRecord
     from ._router import Router
 
 __version__ = "0.1.0"
@@ -75,6 +76,7 @@ __all__ = [
     "Event",
     "FailoverError",
     "ImagePart",
+    "Instrumentation",
     "InvalidResponse",
     "JsonSchema",
     "Message",
@@ -85,6 +87,7 @@ __all__ = [
     "ProviderHealth",
     "RateLimited",
     "Request",
+    "RequestRecord",
     "Response",
     "Restart",
     "Router",
@@ -105,7 +108,9 @@ __all__ = [
 _LAZY = {
     "Config": "._config",
     "Event": "._events",
+    "Instrumentation": "._instrumentation",
     "ProviderHealth": "._health",
+    "RequestRecord": "._instrumentation",
     "Router": "._router",
 }
 

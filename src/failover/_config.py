@@ -43,6 +43,7 @@ __all__ = [
     "RetryConfig",
     "RouteConfig",
     "StateConfig",
+    "TelemetryConfig",
     "TimeoutsConfig",
     "WebhookConfig",
     "load_config",
@@ -300,6 +301,11 @@ class StateConfig(_Model):
         return self
 
 
+class TelemetryConfig(_Model):
+    #: OpenTelemetry spans and metrics: None = when the ``opentelemetry`` API is installed.
+    opentelemetry: bool | None = None
+
+
 class DeferredConfig(_Model):
     path: str = ".failover/deferred.sqlite"
 
@@ -320,6 +326,7 @@ class Config(_Model):
     objectives: ObjectivesConfig = ObjectivesConfig()
     state: StateConfig = StateConfig()
     deferred: DeferredConfig = DeferredConfig()
+    telemetry: TelemetryConfig = TelemetryConfig()
     watch: bool = False
 
     @model_validator(mode="after")

@@ -45,6 +45,13 @@ from ._errors import (
 from ._events import Event, EventBus, EventType, Subscriber
 from ._fallback import DeferredRecord, DeferredStore, load_callable
 from ._health import HealthTracker, ProviderHealth
+from ._instrumentation import (
+    Instrumentation,
+    Outcome,
+    RequestRecord,
+    notify_all,
+    opentelemetry_instrumentation,
+)
 from ._models import (
     Attempt,
     Completed,
@@ -207,6 +214,8 @@ class _Call:
     skipped: dict[str, str] = field(default_factory=dict)
     window_floor: int | None = None
     last_failed: str | None = None
+    fell_back: bool = False
+    wall_start: float = field(default_factory=time.time)
 
     def remaining(self) -> float | None:
         if self.deadline_at is None:
@@ -386,6 +395,19 @@ class _StreamRecovery:
             self.restart_reason = f"{provider.name} failed mid-stream: {err.kind}"
 
 
+def _telemetry_hooks(config: Config) -> tuple[Instrumentation, ...]:
+    wanted = config.telemetry.opentelemetry
+    if wanted is False:
+        return ()
+    hook = opentelemetry_instrumentation()
+    if hook is None:
+        if wanted:
+            raise ConfigError("telemetry.opentelemetry: true, but the opentelemetry package "
+                              "is not installed (pip install opentelemetry-api)")
+        return ()
+    return (hook,)
+
+
 def _deadline_timeout(seconds: float | None) -> Any:
     if seconds is None:
         return contextlib.nullcontext()
@@ -410,6 +432,7 @@ class Router:
         *,
         clock: Clock | None = None,
         path: str | os.PathLike[str] | None = None,
+        instrumentation: Sequence[Instrumentation] = (),
     ) -> None:
         if not isinstance(config, Config):
             raise TypeError(
@@ -424,6 +447,8 @@ class Router:
         self._bus = EventBus()
         self._retired: list[_Provider] = []
         self._state = _build_state(config, self._clock, None)
+        self._hooks: tuple[Instrumentation, ...] = (
+            *instrumentation, *_telemetry_hooks(config))
         self._notifier: Any = None
         self._notify_config: Any = None
         self._unsubscribe_notifier: Callable[[], None] = lambda: None
@@ -437,13 +462,19 @@ class Router:
 
     @classmethod
     def from_file(
-        cls, path: str | os.PathLike[str], *, clock: Clock | None = None
+        cls, path: str | os.PathLike[str], *, clock: Clock | None = None,
+        instrumentation: Sequence[Instrumentation] = (),
     ) -> Router:
-        return cls(load_config(path), clock=clock, path=path)
+        return cls(load_config(path), clock=clock, path=path, instrumentation=instrumentation)
 
     @property
     def config(self) -> Config:
         return self._state.config
+
+    @property
+    def instrumentation(self) -> tuple[Instrumentation, ...]:
+        """The hooks told about every request (yours, then OpenTelemetry's if on)."""
+        return self._hooks
 
     # -- public request API -------------------------------------------------------------
 
@@ -478,6 +509,17 @@ class Router:
     ) -> Response:
         """Answer ``messages`` through ``route``'s chain (blocking)."""
         call = self._start(messages, route, deadline, {"system": system, **params})
+        if not self._hooks:
+            return self._complete_sync(call, timeout)
+        try:
+            response = self._complete_sync(call, timeout)
+        except BaseException as exc:
+            self._observe(call, None, exc)
+            raise
+        self._observe(call, response, None)
+        return response
+
+    def _complete_sync(self, call: _Call, timeout: float | None) -> Response:
         try:
             if call.route.config.hedge is not None:
                 return self._run_hedged_sync(call, timeout)
@@ -497,6 +539,17 @@ class Router:
     ) -> Response:
         """Answer ``messages`` through ``route``'s chain."""
         call = self._start(messages, route, deadline, {"system": system, **params})
+        if not self._hooks:
+            return await self._complete_async(call, timeout)
+        try:
+            response = await self._complete_async(call, timeout)
+        except BaseException as exc:
+            self._observe(call, None, exc)
+            raise
+        self._observe(call, response, None)
+        return response
+
+    async def _complete_async(self, call: _Call, timeout: float | None) -> Response:
         try:
             if call.route.config.hedge is not None:
                 return await self._run_hedged(call, timeout)
@@ -776,7 +829,23 @@ class Router:
     ) -> Iterator[StreamEvent]:
         """Deltas as they come, then `Completed`; see the route's ``stream_interrupt``."""
         call = self._start(messages, route, deadline, {"system": system, **params})
-        return self._stream_sync(call, timeout)
+        if not self._hooks:
+            return self._stream_sync(call, timeout)
+        return self._observed_stream(call, self._stream_sync(call, timeout))
+
+    def _observed_stream(
+        self, call: _Call, events: Iterator[StreamEvent]
+    ) -> Iterator[StreamEvent]:
+        try:
+            for event in events:
+                if isinstance(event, Completed):
+                    self._observe(call, event.response, None, stream=True)
+                yield event
+        except GeneratorExit:
+            raise  # the consumer stopped reading: not an outcome of the request
+        except BaseException as exc:
+            self._observe(call, None, exc, stream=True)
+            raise
 
     def _stream_sync(self, call: _Call, timeout: float | None) -> Iterator[StreamEvent]:
         recovery = _StreamRecovery(call.route.config.stream_interrupt)
@@ -841,6 +910,21 @@ class Router:
     ) -> AsyncIterator[StreamEvent]:
         """Deltas as they come, then `Completed`; see the route's ``stream_interrupt``."""
         call = self._start(messages, route, deadline, {"system": system, **params})
+        try:
+            async for event in self._astream(call, timeout):
+                if isinstance(event, Completed) and self._hooks:
+                    self._observe(call, event.response, None, stream=True)
+                yield event
+        except GeneratorExit:
+            raise
+        except BaseException as exc:
+            if self._hooks:
+                self._observe(call, None, exc, stream=True)
+            raise
+
+    async def _astream(
+        self, call: _Call, timeout: float | None
+    ) -> AsyncIterator[StreamEvent]:
         recovery = _StreamRecovery(call.route.config.stream_interrupt)
         for provider, permit in call.candidates():
             call.begin(provider)
@@ -914,6 +998,7 @@ class Router:
             )
         response.provider = response.provider or "fallback"
         response.attempts = call.attempts
+        call.fell_back = True
         response.latency_s = self._clock() - call.started
         return response
 
@@ -1028,6 +1113,27 @@ class Router:
                 result = call
             results.append(self._replayed(ticket, result))
         return results
+
+    def _observe(
+        self, call: _Call, response: Response | None, error: BaseException | None,
+        *, stream: bool = False,
+    ) -> None:
+        if response is not None:
+            outcome: Outcome = "fallback" if call.fell_back else "ok"
+        else:
+            outcome = "deferred" if isinstance(error, Deferred) else "error"
+        notify_all(self._hooks, RequestRecord(
+            route=call.route.name,
+            started_at=call.wall_start,
+            duration_s=self._clock() - call.started,
+            outcome=outcome,
+            attempts=tuple(call.attempts),
+            provider=response.provider if response is not None else None,
+            model=response.model if response is not None else None,
+            error_kind=type(error).__name__ if error is not None else None,
+            stream=stream,
+            usage=response.usage if response is not None else None,
+        ))
 
     def warm_up(self) -> None:
         """Build every provider's SDK clients now instead of on first use.
