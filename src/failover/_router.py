@@ -28,7 +28,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._breaker import Breaker, Permit, Transition
-from ._config import Config, ProviderConfig, RouteConfig, TimeoutsConfig, load_config
+from ._config import (
+    Config,
+    ProviderConfig,
+    RouteConfig,
+    TimeoutsConfig,
+    load_config,
+    resolve_env,
+)
 from ._errors import (
     AllProvidersFailed,
     BadRequest,
@@ -64,6 +71,7 @@ from ._models import (
     build_request,
 )
 from ._policy import Decision, RetryBudget, decide
+from ._shared import RedisBreakerSync
 from .providers import build_adapter
 from .providers._known import known_context_window
 
@@ -157,11 +165,6 @@ def _provider_state_key(config: Config, name: str) -> Any:
 
 
 def _build_state(config: Config, clock: Clock, previous: _State | None) -> _State:
-    if config.state.backend != "memory":
-        raise ConfigError(
-            f"state.backend: {config.state.backend!r} is not available in this version; "
-            "use 'memory' (breaker and health state per process)"
-        )
     old = previous.providers if previous else {}
     providers: dict[str, _Provider] = {}
     for name, pconf in config.providers.items():
@@ -449,6 +452,13 @@ class Router:
         self._state = _build_state(config, self._clock, None)
         self._hooks: tuple[Instrumentation, ...] = (
             *instrumentation, *_telemetry_hooks(config))
+        self._shared: RedisBreakerSync | None = None
+        if config.state.backend == "redis":
+            assert config.state.url is not None
+            self._shared = RedisBreakerSync(
+                resolve_env(config.state.url, "state.url"), prefix=config.state.prefix,
+                clock=self._clock, apply=self._adopt_shared)
+            self._shared.start(list(self._state.providers))
         self._notifier: Any = None
         self._notify_config: Any = None
         self._unsubscribe_notifier: Callable[[], None] = lambda: None
@@ -1206,6 +1216,18 @@ class Router:
             type_ = names.get(t.new)
             if type_ is not None:
                 self._emit(type_, route, t.provider, f"{t.old} -> {t.new}: {t.reason}")
+        if self._shared is not None:
+            for name in {t.provider for t in transitions}:
+                provider = self._state.providers.get(name)
+                if provider is not None:
+                    self._shared.publish(provider.breaker.snapshot())
+
+    def _adopt_shared(self, name: str, snapshot: Mapping[str, Any]) -> None:
+        """Another worker's breaker transition (from the Redis subscriber thread)."""
+        provider = self._state.providers.get(name)
+        if provider is not None:
+            with provider.lock:
+                provider.breaker.restore(snapshot)
 
     def _setup_notifier(self, config: Config) -> None:
         """(Re)build the webhook notifier; on reload only if ``notify`` changed."""
@@ -1289,6 +1311,8 @@ class Router:
 
     def close(self) -> None:
         self._stop.set()
+        if self._shared is not None:
+            self._shared.close()
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
         for p in self._all_providers():
@@ -1299,6 +1323,8 @@ class Router:
 
     async def aclose(self) -> None:
         self._stop.set()
+        if self._shared is not None:
+            self._shared.close()
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
         for p in self._all_providers():

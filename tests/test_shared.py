@@ -1,0 +1,214 @@
+"""Shared breaker state in a real Redis server: one worker sees a provider die, all skip it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import failover
+from failover.testing import FakeClock, FakeProviders
+
+PROVIDERS = {
+    "openai": {"type": "openai", "model": "gpt-4o-mini", "api_key": "sk-test-0123456789"},
+    "claude": {"type": "anthropic", "model": "claude-haiku-4-5", "api_key": "sk-ant-0123456789"},
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A private redis-server on loopback (or FAILOVER_TEST_REDIS_URL)."""
+    given = os.environ.get("FAILOVER_TEST_REDIS_URL")
+    if given:
+        yield given
+        return
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("no redis-server on PATH and FAILOVER_TEST_REDIS_URL unset "
+                    "(.ci/run installs and starts one)")
+    port = _free_port()
+    workdir = tmp_path_factory.mktemp("redis")
+    server = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    import redis
+
+    client = redis.Redis(port=port)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                server.kill()
+                raise RuntimeError("redis-server did not start") from None
+            time.sleep(0.02)
+    client.close()
+    yield f"redis://127.0.0.1:{port}/0"
+    server.terminate()
+    server.wait(5)
+
+
+def shared_config(redis_url: str, prefix: str) -> failover.Config:
+    return failover.Config.from_mapping({
+        "providers": PROVIDERS,
+        "routes": {"default": {"chain": ["openai", "claude"]}},
+        "state": {"backend": "redis", "url": redis_url, "prefix": prefix},
+        "telemetry": {"opentelemetry": False},
+    })
+
+
+def eventually(check: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
+    """Wait for a Redis message to be applied (a delivery, not a breaker's time)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.005)
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"failover-test-{uuid.uuid4().hex[:8]}"
+
+
+def test_one_worker_sees_the_outage_every_worker_skips_the_provider(
+    redis_url: str, prefix: str
+) -> None:
+    clock = FakeClock()
+    with FakeProviders(clock=clock) as fake:
+        fake["openai"].fail(503)
+        fake["claude"].answer("claude")
+        worker_a = failover.Router(shared_config(redis_url, prefix), clock=clock)
+        worker_b = failover.Router(shared_config(redis_url, prefix), clock=clock)
+        try:
+            for _ in range(3):
+                assert worker_a.complete("hi").provider == "claude"
+            assert fake["openai"].calls == 3
+            eventually(lambda: worker_b.health()["openai"].state == "open",
+                       "worker B to adopt the open breaker")
+            for _ in range(10):
+                assert worker_b.complete("hi").provider == "claude"
+            assert fake["openai"].calls == 3           # B never paid for the dead primary
+
+            # The primary recovers: A's probe closes it, and B gets it back too.
+            fake["openai"].answer("openai is back")
+            clock.advance(5)
+            assert worker_a.complete("hi").provider == "openai"
+            eventually(lambda: worker_b.health()["openai"].state == "closed",
+                       "worker B to adopt the closed breaker")
+            assert worker_b.complete("hi").provider == "openai"
+        finally:
+            worker_a.close()
+            worker_b.close()
+
+
+def test_operator_overrides_reach_every_worker_and_late_starters(
+    redis_url: str, prefix: str
+) -> None:
+    worker_a = failover.Router(shared_config(redis_url, prefix))
+    worker_b = failover.Router(shared_config(redis_url, prefix))
+    try:
+        worker_a.force_open("openai")
+        eventually(lambda: worker_b.health()["openai"].state == "forced_open",
+                   "worker B to adopt the forced state")
+        late = failover.Router(shared_config(redis_url, prefix))
+        try:
+            assert late.health()["openai"].state == "forced_open"
+        finally:
+            late.close()
+        worker_b.reset("openai")
+        eventually(lambda: worker_a.health()["openai"].state == "closed",
+                   "worker A to adopt the reset")
+    finally:
+        worker_a.close()
+        worker_b.close()
+
+
+WORKER = """
+import json, sys
+import failover
+from failover.testing import FakeProviders
+
+config = failover.Config.from_mapping(json.loads(sys.argv[1]))
+with FakeProviders() as fake:
+    fake["openai"].fail(401)
+    fake["claude"].answer("claude")
+    router = failover.Router(config)
+    print(router.complete("hi").provider)
+    router.close()    # flushes what is waiting to be published
+"""
+
+
+def test_another_process_opening_a_breaker_is_seen_here(redis_url: str, prefix: str) -> None:
+    config = shared_config(redis_url, prefix)
+    here = failover.Router(config)
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", WORKER, json.dumps(config.model_dump(mode="json"))],
+            check=True, capture_output=True, text=True, timeout=60)
+        assert out.stdout.strip() == "claude"
+        eventually(lambda: here.health()["openai"].state == "open",
+                   "the other process's breaker (a revoked key opens it at once)")
+        open_for = here.health()["openai"].open_for_s
+        assert open_for is not None and 25 < open_for <= 30    # long open: max_open_for
+    finally:
+        here.close()
+
+
+def test_redis_being_down_never_touches_a_request(prefix: str,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    dead = f"redis://127.0.0.1:{_free_port()}/0"
+    with FakeProviders() as fake:
+        fake["openai"].fail(503)
+        fake["claude"].answer("claude")
+        router = failover.Router(shared_config(dead, prefix), clock=FakeClock())
+        try:
+            for _ in range(5):
+                assert router.complete("hi").provider == "claude"
+            assert fake["openai"].calls == 3 and router.health()["openai"].state == "open"
+        finally:
+            router.close()
+    assert "cannot" in caplog.text or "lost Redis" in caplog.text
+
+
+def test_the_url_may_come_from_the_environment(redis_url: str, prefix: str,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAILOVER_REDIS_URL_X", redis_url)
+    router = failover.Router(shared_config("${FAILOVER_REDIS_URL_X}", prefix))
+    router.close()
+    monkeypatch.delenv("FAILOVER_REDIS_URL_X")
+    with pytest.raises(failover.ConfigError, match=r"state\.url: environment variable "
+                                                   r"FAILOVER_REDIS_URL_X is not set"):
+        failover.Router(shared_config("${FAILOVER_REDIS_URL_X}", prefix))
+
+
+def test_secrets_never_reach_redis(redis_url: str, prefix: str, tmp_path: Path) -> None:
+    import redis
+
+    router = failover.Router(shared_config(redis_url, prefix))
+    router.force_open("openai")
+    router.close()
+    client = redis.Redis.from_url(redis_url)
+    stored: Any = client.get(f"{prefix}:breaker:openai")
+    client.close()
+    assert stored is not None and b"forced_open" in stored
+    assert b"sk-test" not in stored
