@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -22,6 +22,7 @@ __all__ = [
     "JSON_CONTENT_TYPE",
     "MALFORMED_BODY",
     "SSE_CONTENT_TYPE",
+    "ChunkedBody",
     "SseEvent",
     "WireFormat",
     "WireRequest",
@@ -50,6 +51,31 @@ SSE_CONTENT_TYPE = "text/event-stream; charset=utf-8"
 MALFORMED_BODY = b'{"id": "simulated", "choices": [<html><body>502 Bad Gateway</body></html>'
 
 _CREATED = 1_700_000_000  # a fixed timestamp keeps simulated answers reproducible
+
+
+# --- bodies ------------------------------------------------------------------------------
+
+
+class ChunkedBody:
+    """A response body: these chunks, then maybe a transport error (a cut or a stall).
+
+    Mixed into the ``httpx2`` (simulator) and ``httpx`` (respx) byte-stream classes.
+    """
+
+    def __init__(self, chunks: Sequence[bytes], error: Exception | None = None) -> None:
+        self._chunks = tuple(chunks)
+        self._error = error
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._chunks
+        if self._error is not None:
+            raise self._error
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for chunk in self._chunks:
+            yield chunk
+        if self._error is not None:
+            raise self._error
 
 
 # --- reading requests -----------------------------------------------------------------

@@ -22,7 +22,7 @@ import random
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import httpx2
@@ -30,6 +30,7 @@ from pydantic import SecretStr
 
 from .._config import FakeConfig
 from . import _wire
+from ._wire import ChunkedBody
 from .openai import OpenAIAdapter
 
 if TYPE_CHECKING:
@@ -80,21 +81,8 @@ class FakeAdapter(OpenAIAdapter):
         return simulator
 
 
-class _Body(httpx2.SyncByteStream, httpx2.AsyncByteStream):
-    def __init__(self, chunks: list[bytes], error: Exception | None = None) -> None:
-        self._chunks = chunks
-        self._error = error
-
-    def __iter__(self) -> Iterator[bytes]:
-        yield from self._chunks
-        if self._error is not None:
-            raise self._error
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        for chunk in self._chunks:
-            yield chunk
-        if self._error is not None:
-            raise self._error
+class _Body(ChunkedBody, httpx2.SyncByteStream, httpx2.AsyncByteStream):
+    pass
 
 
 class FakeSimulator:

@@ -30,7 +30,7 @@ import httpx2
 import respx
 
 from ..providers._base import override_transport
-from ..providers._wire import DEFAULT_TEXT, WireFormat, read_request
+from ..providers._wire import DEFAULT_TEXT, ChunkedBody, WireFormat, read_request
 
 # Names, not the module: ``from . import _behaviours`` would reuse a stale package
 # attribute when pytester has dropped and re-imported the module between inner runs.
@@ -140,23 +140,8 @@ def _read_timeout(exchange: _Exchange | None) -> float | None:
     return None
 
 
-class _Body(httpx.SyncByteStream, httpx.AsyncByteStream):
-    """A response body: these chunks, then maybe a transport error (a cut or a stall)."""
-
-    def __init__(self, chunks: tuple[bytes, ...], error: Exception | None) -> None:
-        self._chunks = chunks
-        self._error = error
-
-    def __iter__(self) -> Iterator[bytes]:
-        yield from self._chunks
-        if self._error is not None:
-            raise self._error
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        for chunk in self._chunks:
-            yield chunk
-        if self._error is not None:
-            raise self._error
+class _Body(ChunkedBody, httpx.SyncByteStream, httpx.AsyncByteStream):
+    pass
 
 
 class SimulatedProvider:
