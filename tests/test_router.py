@@ -641,3 +641,22 @@ def test_known_context_windows_are_used_when_the_config_says_nothing(
     with failover.Router(config, clock=clock) as router:
         reply = router.complete("a long prompt")
     assert reply.provider == "gemini" and fake["small"].calls == 0
+
+
+async def test_a_hung_primary_behind_a_hedge_still_opens_its_breaker() -> None:
+    config = make_config(routes={"default": {
+        "chain": ["openai", "claude"], "hedge": {"after": "30ms", "max_ratio": 1.0}}})
+    with FakeProviders() as fake:
+        fake["openai"].hang(2)
+        fake["claude"].answer("claude")
+        async with failover.Router(config) as router:
+            router.warm_up()
+            replies = [await router.acomplete("hi") for _ in range(8)]
+            assert router.health()["openai"].state == "open"
+    assert all(r.provider == "claude" for r in replies)
+    assert fake["openai"].calls == 3      # consecutive_failures, then only skipped
+    outrun = replies[0].attempts[-1] if replies[0].attempts[0].outcome == "ok" else (
+        replies[0].attempts[0])
+    assert (outrun.provider, outrun.outcome, outrun.error_kind) == (
+        "openai", "cancelled", "Timeout")
+    assert [a.provider for a in replies[-1].attempts] == ["claude"]

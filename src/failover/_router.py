@@ -329,6 +329,21 @@ class _Call:
         self.attempts.append(Attempt(provider.name, provider.model, "cancelled",
                                      latency_s=self.router._clock() - t0))
 
+    def outrun(self, provider: _Provider, permit: Permit, t0: float) -> None:
+        """A hedged attempt that was still silent after the hedge delay and lost.
+
+        It counts as a breaker failure (not in health's latency): otherwise a hung
+        provider behind a hedge would be asked forever, every request paying for it.
+        """
+        latency = self.router._clock() - t0
+        with provider.lock:
+            transitions = provider.breaker.on_failure(permit)
+        self.attempts.append(Attempt(provider.name, provider.model, "cancelled",
+                                     error_kind="Timeout", latency_s=latency,
+                                     detail="no answer before another provider's"))
+        if transitions:
+            self.router._transitions(transitions, self.route)
+
     def timeout_for(self, provider: _Provider) -> float | None:
         remaining = self.remaining()
         if remaining is None:
@@ -717,6 +732,17 @@ class Router:
         first = next(iter(running.values()))[0]
         return self._hedge_delay(call, first)
 
+    def _hedge_loser(
+        self, call: _Call, provider: _Provider, permit: Permit, t0: float,
+        launched_hedge: float | None,
+    ) -> None:
+        # An attempt that a hedge was started against, and that still had not answered,
+        # was outrun; one started as the hedge (or after) was merely cancelled.
+        if launched_hedge is not None and t0 < launched_hedge:
+            call.outrun(provider, permit, t0)
+        else:
+            call.cancelled(provider, permit, t0)
+
     def _hedge_result(
         self, call: _Call, provider: _Provider, permit: Permit, t0: float,
         result: Response | None, err: BaseException | None,
@@ -737,6 +763,7 @@ class Router:
         candidates = call.candidates()
         running: dict[asyncio.Future[Response], tuple[_Provider, Permit, float]] = {}
         can_launch = True
+        launched_hedge: float | None = None
 
         def launch() -> bool:
             for provider, permit in candidates:
@@ -755,6 +782,7 @@ class Router:
                     running, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
                 if not done:
                     call.route.hedged += 1
+                    launched_hedge = self._clock()
                     can_launch = launch()
                     continue
                 for task in done:
@@ -770,7 +798,7 @@ class Router:
         finally:
             for task, (provider, permit, t0) in running.items():
                 task.cancel()
-                call.cancelled(provider, permit, t0)
+                self._hedge_loser(call, provider, permit, t0, launched_hedge)
 
     def _run_hedged_sync(self, call: _Call, timeout: float | None) -> Response:
         """The same race on threads. A losing attempt cannot be interrupted: it runs out
@@ -779,6 +807,7 @@ class Router:
         running: dict[concurrent.futures.Future[Response], tuple[_Provider, Permit, float]] = {}
         pool = self._hedge_pool()
         can_launch = True
+        launched_hedge: float | None = None
 
         def launch() -> bool:
             for provider, permit in candidates:
@@ -801,6 +830,7 @@ class Router:
                     running, timeout=delay, return_when=concurrent.futures.FIRST_COMPLETED)
                 if not done:
                     call.route.hedged += 1
+                    launched_hedge = self._clock()
                     can_launch = launch()
                     continue
                 for future in done:
@@ -816,7 +846,7 @@ class Router:
         finally:
             for future, (provider, permit, t0) in running.items():
                 future.cancel()
-                call.cancelled(provider, permit, t0)
+                self._hedge_loser(call, provider, permit, t0, launched_hedge)
 
     def _hedge_pool(self) -> concurrent.futures.ThreadPoolExecutor:
         with self._reload_lock:
@@ -1155,6 +1185,7 @@ class Router:
         for provider in self._state.providers.values():
             provider.adapter.sync_client()
             provider.adapter.async_client()
+            provider.adapter.transport.warm()
 
     # -- health and operations -----------------------------------------------------------------
 

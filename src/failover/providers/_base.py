@@ -20,6 +20,7 @@ import contextvars
 import email.utils
 import json
 import re
+import ssl
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -115,6 +116,24 @@ def current_override() -> TransportOverride | None:
     return _override.get()
 
 
+_SSL_CONTEXT: ssl.SSLContext | None = None
+_SSL_LOCK = threading.Lock()
+
+
+def _ssl_context() -> ssl.SSLContext:
+    """One verifying SSL context per process, shared by every provider's transports.
+
+    Loading the CA bundle takes tens of milliseconds; paid per transport, it landed on
+    the first request that failed over to a backup.
+    """
+    global _SSL_CONTEXT
+    if _SSL_CONTEXT is None:
+        with _SSL_LOCK:
+            if _SSL_CONTEXT is None:
+                _SSL_CONTEXT = httpx2.create_ssl_context()
+    return _SSL_CONTEXT
+
+
 class SeamTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
     """A provider's transport: the real pool, unless the test kit holds the seam."""
 
@@ -137,13 +156,19 @@ class SeamTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
         if self._sync is None:
             with self._lock:
                 if self._sync is None:
-                    self._sync = httpx2.HTTPTransport(limits=self._limits)
+                    self._sync = httpx2.HTTPTransport(limits=self._limits, verify=_ssl_context())
         return self._sync
 
     def _real_async(self) -> httpx2.AsyncHTTPTransport:
         if self._async is None:
-            self._async = httpx2.AsyncHTTPTransport(limits=self._limits)
+            self._async = httpx2.AsyncHTTPTransport(limits=self._limits, verify=_ssl_context())
         return self._async
+
+    def warm(self) -> None:
+        """Build the connection pools now (a simulated provider has none)."""
+        if self._fallback is None:
+            self._real_sync()
+            self._real_async()
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
         hook = _override.get()

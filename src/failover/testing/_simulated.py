@@ -169,8 +169,8 @@ class SimulatedProvider:
 
     @property
     def calls(self) -> int:
-        """How many requests this provider received."""
-        return int(self.route.call_count)
+        """How many requests this provider received (also those cut off mid-way)."""
+        return len(self.requests)
 
     @property
     def last_request(self) -> RecordedRequest:
