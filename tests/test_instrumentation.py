@@ -128,9 +128,22 @@ def test_opentelemetry_spans_and_metrics(fake: FakeProviders) -> None:
     assert "failover.attempt.duration" in metrics and "failover.requests" in metrics
 
 
-def test_opentelemetry_is_on_by_default_when_installed_and_can_be_turned_off() -> None:
-    on = failover.Config.from_mapping({"providers": PROVIDERS,
-                                       "routes": {"default": {"chain": ["openai"]}}})
-    assert any(isinstance(h, OpenTelemetryInstrumentation)
-               for h in failover.Router(on).instrumentation)
-    assert failover.Router(config()).instrumentation == ()
+def test_opentelemetry_is_on_when_configured_or_asked_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def router(opentelemetry: bool | None) -> failover.Router:
+        return failover.Router(failover.Config.from_mapping({
+            "providers": PROVIDERS, "routes": {"default": {"chain": ["openai"]}},
+            "telemetry": {"opentelemetry": opentelemetry}}))
+
+    def otel(r: failover.Router) -> bool:
+        return any(isinstance(h, OpenTelemetryInstrumentation) for h in r.instrumentation)
+
+    # Nothing configured by the application: auto costs nothing.
+    assert not otel(router(None))
+    assert otel(router(True)) and not otel(router(False))
+    # The application set a tracer provider before building the router: auto is on.
+    from opentelemetry import trace
+
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: TracerProvider())
+    assert otel(router(None)) and not otel(router(False))

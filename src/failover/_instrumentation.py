@@ -2,11 +2,11 @@
 
 An `Instrumentation` is anything with ``on_request(record)``; the router calls every
 installed one after each request ends, however it ended. OpenTelemetry is the built-in
-integration (`OpenTelemetryInstrumentation`), used automatically when the
-``opentelemetry`` API is importable and the config does not turn it off: each request
+integration (`OpenTelemetryInstrumentation`), used automatically when the application
+has configured an OpenTelemetry tracer or meter provider before building the router
+(``telemetry: {opentelemetry: true}`` forces it, ``false`` turns it off): each request
 becomes a span ``failover.request`` (with an event per attempt) and feeds three
-instruments. Without an OpenTelemetry SDK configured by the application these are the
-API's no-ops, which cost well under a microsecond.
+instruments. With nothing configured the router skips it and pays nothing.
 
 A hook that raises is logged and never breaks a request.
 """
@@ -25,6 +25,7 @@ __all__ = [
     "Instrumentation",
     "OpenTelemetryInstrumentation",
     "RequestRecord",
+    "opentelemetry_configured",
     "opentelemetry_instrumentation",
 ]
 
@@ -129,8 +130,22 @@ class OpenTelemetryInstrumentation:
         span.end(end_time=start_ns + int(record.duration_s * 1e9))
 
 
-def opentelemetry_instrumentation() -> OpenTelemetryInstrumentation | None:
-    """The OpenTelemetry hook, or None when the ``opentelemetry`` API is not installed."""
+def opentelemetry_configured() -> bool:
+    """Whether the application has set a tracer or meter provider (not the API's proxy)."""
+    try:
+        from opentelemetry import metrics, trace
+    except ImportError:
+        return False
+    tracing = not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+    metering = "Proxy" not in type(metrics.get_meter_provider()).__name__
+    return tracing or metering
+
+
+def opentelemetry_instrumentation(*, auto: bool) -> OpenTelemetryInstrumentation | None:
+    """The OpenTelemetry hook; None when the API is missing or, with ``auto``, when the
+    application has configured no OpenTelemetry SDK (then it would record nothing)."""
+    if auto and not opentelemetry_configured():
+        return None
     try:
         return OpenTelemetryInstrumentation()
     except ImportError:

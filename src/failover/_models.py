@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Literal
 
 from ._errors import BadRequest
@@ -394,16 +395,20 @@ def build_request(
     msgs, sys_text = normalize_messages(messages, system)
     if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens <= 0):
         raise BadRequest(f"max_tokens: expected a positive int, got {max_tokens!r}")
+    # Built on every call: the common no-tools, no-format case skips the normalisers.
     return Request(
         messages=msgs,
         system=sys_text,
         max_tokens=max_tokens,
         temperature=temperature,
         top_p=top_p,
-        stop=(stop,) if isinstance(stop, str) else tuple(stop or ()),
-        tools=tuple(_tool_spec(t, i) for i, t in enumerate(tools or ())),
-        tool_choice=_tool_choice(tool_choice),
-        response_format=_response_format(response_format),
-        metadata=dict(metadata or {}),
+        stop=() if not stop else (stop,) if isinstance(stop, str) else tuple(stop),
+        tools=tuple(_tool_spec(t, i) for i, t in enumerate(tools)) if tools else (),
+        tool_choice=None if tool_choice is None else _tool_choice(tool_choice),
+        response_format=None if response_format is None else _response_format(response_format),
+        metadata=_NO_METADATA if not metadata else dict(metadata),
         route=route,
     )
+
+
+_NO_METADATA: Mapping[str, str] = MappingProxyType({})

@@ -417,7 +417,7 @@ def _telemetry_hooks(config: Config) -> tuple[Instrumentation, ...]:
     wanted = config.telemetry.opentelemetry
     if wanted is False:
         return ()
-    hook = opentelemetry_instrumentation()
+    hook = opentelemetry_instrumentation(auto=wanted is None)
     if hook is None:
         if wanted:
             raise ConfigError("telemetry.opentelemetry: true, but the opentelemetry package "

@@ -19,6 +19,7 @@ import contextlib
 import contextvars
 import email.utils
 import json
+import math
 import re
 import ssl
 import threading
@@ -449,6 +450,7 @@ class ProviderAdapter(ABC):
         self._async_clients: dict[int, Any] = {}
         # google-genai never closes an injected client, so the adapter owns them all.
         self._http_clients: list[httpx2.Client | httpx2.AsyncClient] = []
+        self._timeouts: dict[tuple[float | None, bool], httpx2.Timeout] = {}
         self.transport = SeamTransport(name, fallback=self._simulator())
 
     # -- hooks -------------------------------------------------------------------------
@@ -537,7 +539,25 @@ class ProviderAdapter(ABC):
         return client
 
     def http_timeout(self, timeout: float | None, *, stream: bool = False) -> httpx2.Timeout:
-        """The attempt's timeout, already cut to what is left of the request deadline."""
+        """The attempt's timeout, already cut to what is left of the request deadline.
+
+        Rounded *down* (to 100 ms above a second, to the millisecond below) and kept:
+        a deadline far from running out then asks for the same few values on every
+        request, building an ``httpx2.Timeout`` is not free, and rounding down never
+        lets an attempt outlive the deadline.
+        """
+        if timeout is not None:
+            timeout = (math.floor(timeout * 10) / 10 if timeout >= 1.0
+                       else max(math.floor(timeout * 1000) / 1000, 0.001))
+        key = (timeout, stream)
+        cached = self._timeouts.get(key)
+        if cached is None:
+            if len(self._timeouts) > 512:
+                self._timeouts.clear()
+            cached = self._timeouts[key] = self._build_timeout(key[0], stream)
+        return cached
+
+    def _build_timeout(self, timeout: float | None, stream: bool) -> httpx2.Timeout:
         t = self.timeouts
         total = t.request if timeout is None else min(timeout, t.request)
         connect = min(t.connect, total)
