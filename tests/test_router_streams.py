@@ -182,3 +182,27 @@ def test_all_failed_mid_stream_runs_the_fallback_as_a_stream(
     assert response.provider == "fallback" and response.text == "canned answer"
     assert shown_text(events) == "canned answer"
     assert events[-3].type == "restart"
+
+
+def test_a_consumer_that_stops_reading_returns_the_probe_permit(
+    clock: FakeClock, fake: FakeProviders
+) -> None:
+    config = failover.Config.from_mapping({
+        "providers": PROVIDERS, "routes": {"default": {"chain": ["openai", "claude"]}},
+        "defaults": {"breaker": {"half_open_probes": 1}},
+    })
+    fake["openai"].fail(503)
+    fake["claude"].answer("claude")
+    with failover.Router(config, clock=clock) as router:
+        for _ in range(3):
+            router.complete("hi")
+        clock.advance(5)                       # half-open: one probe allowed
+        fake["openai"].answer("a long answer from the recovered primary")
+        events = router.stream("hi")
+        first = next(events)
+        assert first.type == "text"
+        events.close()                         # the caller walked away mid-stream
+        # The probe's permit came back: the next request may probe again.
+        reply = router.complete("hi")
+    assert reply.provider == "openai"
+    assert fake["openai"].calls == 3 + 2
