@@ -106,7 +106,7 @@ def test_bad_request_raises_with_no_request_to_the_next_provider(
         router.complete("hi")
     assert info.value.provider == "openai" and info.value.status == 400
     assert fake["openai"].calls == 1 and fake["claude"].calls == 0
-    assert [a.error_kind for a in info.value.attempts] == ["BadRequest"]  # type: ignore[attr-defined]
+    assert [a.error_kind for a in info.value.attempts] == ["BadRequest"]
 
 
 def test_content_filter_raises_by_default_and_fails_over_when_configured(

@@ -115,6 +115,9 @@ class ProviderError(FailoverError):
         self.status = status
         self.retry_after = retry_after
         self.code = code
+        #: Every attempt of the request, filled in when this error ends it (BadRequest,
+        #: ContentFiltered, or any kind whose route action is ``raise``).
+        self.attempts: list[Attempt] = []
         super().__init__(self.message)
 
     @property

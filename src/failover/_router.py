@@ -104,6 +104,9 @@ class _Provider:
         self.health = health
         self.budget = budget
         self.model = config.model
+        #: Tokens, from config or what is known of the model; None when unknown.
+        self.context_window = (config.capabilities.context_window
+                               or known_context_window(config.model))
         self._adapter: ProviderAdapter | None = None
         self._build_lock = threading.Lock()
         # Breaker steps are single synchronous calls; the lock only matters for
@@ -127,12 +130,6 @@ class _Provider:
     def capability_gap(self, request: Request) -> str | None:
         caps = self.adapter.capabilities
         return caps.missing_for(request)
-
-    @property
-    def context_window(self) -> int | None:
-        if self.config.capabilities.context_window is not None:
-            return self.config.capabilities.context_window
-        return known_context_window(self.model)
 
 
 @dataclass
@@ -218,7 +215,6 @@ class _Call:
     window_floor: int | None = None
     last_failed: str | None = None
     fell_back: bool = False
-    wall_start: float = field(default_factory=time.time)
 
     def remaining(self) -> float | None:
         if self.deadline_at is None:
@@ -254,7 +250,8 @@ class _Call:
             try:
                 gap = provider.capability_gap(self.request)
             except ConfigError:
-                provider.breaker.release(permit)
+                with provider.lock:
+                    provider.breaker.release(permit)
                 raise
             if gap is not None:
                 with provider.lock:
@@ -344,11 +341,13 @@ class _Call:
         if transitions:
             self.router._transitions(transitions, self.route)
 
-    def timeout_for(self, provider: _Provider) -> float | None:
+    def attempt_timeout(self, timeout: float | None) -> float | None:
+        """The caller's per-attempt ``timeout``, cut to what is left of the deadline."""
         remaining = self.remaining()
         if remaining is None:
-            return None
-        return max(remaining, 0.001)
+            return timeout
+        left = max(remaining, 0.001)
+        return left if timeout is None else min(timeout, left)
 
     def deadline_error(self) -> DeadlineExceeded:
         return DeadlineExceeded(self.route.name, self.deadline_s or 0.0, self.attempts)
@@ -361,7 +360,7 @@ class _Call:
                                   skipped=self.skipped)
 
     def raise_now(self, err: ProviderError) -> ProviderError:
-        err.attempts = self.attempts  # type: ignore[attr-defined]
+        err.attempts = self.attempts
         return err
 
 
@@ -584,14 +583,6 @@ class Router:
 
     # -- the send loops: sync -------------------------------------------------------------
 
-    def _attempt_timeout(
-        self, call: _Call, provider: _Provider, timeout: float | None
-    ) -> float | None:
-        left = call.timeout_for(provider)
-        if timeout is None:
-            return left
-        return timeout if left is None else min(timeout, left)
-
     def _run_sync(self, call: _Call, timeout: float | None) -> Response:
         for provider, permit in call.candidates():
             call.begin(provider)
@@ -606,7 +597,7 @@ class Router:
                 t0 = self._clock()
                 try:
                     response = provider.adapter.complete(
-                        call.request, timeout=self._attempt_timeout(call, provider, timeout))
+                        call.request, timeout=call.attempt_timeout(timeout))
                 except ProviderError as exc:
                     err = exc
                     decision = call.failed(provider, permit, err, t0, tries)
@@ -666,7 +657,7 @@ class Router:
     async def _attempt_async(
         self, call: _Call, provider: _Provider, timeout: float | None
     ) -> Response:
-        limit = self._attempt_timeout(call, provider, timeout)
+        limit = call.attempt_timeout(timeout)
         try:
             async with _deadline_timeout(limit):
                 return await provider.adapter.acomplete(call.request, timeout=limit)
@@ -813,7 +804,7 @@ class Router:
             for provider, permit in candidates:
                 call.begin(provider)
                 provider.budget.on_request()
-                limit = self._attempt_timeout(call, provider, timeout)
+                limit = call.attempt_timeout(timeout)
                 # Each attempt runs in a copy of the caller's context (the test kit's seam).
                 context = contextvars.copy_context()
                 future = pool.submit(context.run, provider.adapter.complete, call.request,
@@ -903,7 +894,7 @@ class Router:
                     yield restart
                 delivered = False
                 events = provider.adapter.stream(
-                    request, timeout=self._attempt_timeout(call, provider, timeout))
+                    request, timeout=call.attempt_timeout(timeout))
                 try:
                     for event in events:
                         if isinstance(event, Completed):
@@ -980,7 +971,7 @@ class Router:
                     yield restart
                 delivered = False
                 events = provider.adapter.astream(
-                    request, timeout=self._attempt_timeout(call, provider, timeout))
+                    request, timeout=call.attempt_timeout(timeout))
                 try:
                     async for event in events:
                         if isinstance(event, Completed):
@@ -1162,10 +1153,11 @@ class Router:
             outcome: Outcome = "fallback" if call.fell_back else "ok"
         else:
             outcome = "deferred" if isinstance(error, Deferred) else "error"
+        duration = self._clock() - call.started
         notify_all(self._hooks, RequestRecord(
             route=call.route.name,
-            started_at=call.wall_start,
-            duration_s=self._clock() - call.started,
+            started_at=time.time() - duration,
+            duration_s=duration,
             outcome=outcome,
             attempts=tuple(call.attempts),
             provider=response.provider if response is not None else None,
