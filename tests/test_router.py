@@ -660,3 +660,15 @@ async def test_a_hung_primary_behind_a_hedge_still_opens_its_breaker() -> None:
     assert (outrun.provider, outrun.outcome, outrun.error_kind) == (
         "openai", "cancelled", "Timeout")
     assert [a.provider for a in replies[-1].attempts] == ["claude"]
+
+
+def test_per_call_timeout_bounds_each_attempt(clock: FakeClock, fake: FakeProviders) -> None:
+    fake["openai"].slow(5, "too slow for a 2 s attempt")
+    fake["claude"].answer("claude")
+    with failover.Router(make_config(), clock=clock) as router:
+        start = clock()
+        reply = router.complete("hi", timeout=2)
+    assert reply.provider == "claude"
+    assert [(a.provider, a.error_kind) for a in reply.attempts] == [
+        ("openai", "Timeout"), ("claude", None)]
+    assert clock() - start == pytest.approx(2.0)
