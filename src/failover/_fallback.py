@@ -14,7 +14,6 @@ import dataclasses
 import importlib
 import json
 import sqlite3
-import sys
 import threading
 import time
 import uuid
@@ -42,10 +41,6 @@ __all__ = ["DeferredRecord", "DeferredStore", "load_callable", "request_from_jso
 def load_callable(ref: str, where: str) -> Callable[..., Any]:
     """Import ``module:function``; a failure is a ConfigError naming the config path."""
     module_name, _, attr = ref.partition(":")
-    if "" not in sys.path and "." not in sys.path:
-        # Config files name the app's own modules; run from the app's directory they
-        # must import as they would for the app itself.
-        sys.path.insert(0, "")
     try:
         target: Any = importlib.import_module(module_name)
     except Exception as exc:
