@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 import failover
+import failover.testing
 from failover.testing import FakeClock, FakeProviders
 
 PROVIDERS = {
@@ -206,3 +208,97 @@ def test_a_consumer_that_stops_reading_returns_the_probe_permit(
         reply = router.complete("hi")
     assert reply.provider == "openai"
     assert fake["openai"].calls == 3 + 2
+
+
+# --- a stream request answered with one whole JSON message -----------------------------
+
+WHOLE_PROVIDERS = {**PROVIDERS, "sim": {"type": "fake", "model": "sim-model"}}
+
+
+def whole_router(clock: FakeClock, primary: str) -> failover.Router:
+    backup = "gemini" if primary != "gemini" else "openai"
+    config = failover.Config.from_mapping({
+        "providers": WHOLE_PROVIDERS,
+        "routes": {"default": {"chain": [primary, backup]}},
+    })
+    return failover.Router(config, clock=clock)
+
+
+async def stream_events(router: failover.Router, mode: str, **params: Any) -> list[Any]:
+    if mode == "sync":
+        return list(router.stream("weather?", **params))
+    return [event async for event in router.astream("weather?", **params)]
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("primary", ["openai", "claude", "gemini", "sim"])
+async def test_a_whole_json_answer_to_a_stream_request_is_the_answer(
+    clock: FakeClock, fake: FakeProviders, primary: str, mode: str
+) -> None:
+    # LiteLLM's proxy answers `stream: true` on its Anthropic endpoint like this.
+    call = {"name": "get_weather", "arguments": {"city": "Oslo"}}
+    fake[primary].answer("Let me look.", tool_calls=[call], stream=False)
+    tools = [{"name": "get_weather", "description": "weather",
+              "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}]
+    with whole_router(clock, primary) as router:
+        events = await stream_events(router, mode, tools=tools)
+    assert fake[primary].last_request.json.get("stream") is True or primary == "gemini"
+    assert [e.type for e in events] == ["text", "tool_call", "completed"]
+    assert events[0].text == "Let me look."
+    assert events[1].name == "get_weather" and json.loads(events[1].arguments) == {"city": "Oslo"}
+    response = events[-1].response
+    assert response.text == "Let me look." and response.finish_reason == "tool_calls"
+    assert response.tool_calls[0].arguments == {"city": "Oslo"}
+    assert response.provider == primary and response.usage.output_tokens > 0
+    assert [a.outcome for a in response.attempts] == ["ok"]
+    assert fake[primary].calls == 1
+
+
+class _WholeBody(failover.testing.Behaviour):
+    """A 200 with a JSON content type and the given body, whatever was asked."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def reply(self, call: Any) -> Any:
+        from failover.testing._behaviours import Reply
+
+        return Reply(status=200, headers={"content-type": "application/json"},
+                     chunks=(self.body,))
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("primary", ["openai", "claude", "gemini", "sim"])
+async def test_a_whole_body_that_does_not_parse_is_an_integration_failure(
+    clock: FakeClock, fake: FakeProviders, primary: str, mode: str
+) -> None:
+    fake[primary].set(_WholeBody(b'{"choices": [{"message": tru'))
+    backup = "gemini" if primary != "gemini" else "openai"
+    fake[backup].answer("from the backup")
+    with whole_router(clock, primary) as router:
+        events = await stream_events(router, mode)
+    response = events[-1].response
+    assert response.provider == backup and response.text == "from the backup"
+    assert response.attempts[0].error_kind == "InvalidResponse"
+    assert fake[primary].calls == 1
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize(("primary", "body", "kind"), [
+    ("openai", {"error": {"message": "overloaded", "type": "server_error",
+                          "code": "overloaded"}}, "Overloaded"),
+    ("claude", {"type": "error", "error": {"type": "overloaded_error",
+                                           "message": "Overloaded"}}, "Overloaded"),
+    ("claude", {"type": "error", "error": {"type": "rate_limit_error",
+                                           "message": "slow down"}}, "RateLimited"),
+])
+async def test_a_whole_error_body_with_a_200_keeps_its_kind(
+    clock: FakeClock, fake: FakeProviders, primary: str, body: Any, kind: str, mode: str
+) -> None:
+    fake[primary].set(_WholeBody(json.dumps(body).encode()))
+    fake["gemini"].answer("from the backup")
+    with whole_router(clock, primary) as router:
+        events = await stream_events(router, mode)
+    response = events[-1].response
+    assert response.provider == "gemini"
+    assert {a.error_kind for a in response.attempts if a.outcome == "error"} == {kind}

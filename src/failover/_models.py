@@ -7,7 +7,7 @@ share one vocabulary whatever the provider's wire format.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
@@ -34,6 +34,7 @@ __all__ = [
     "ToolSpec",
     "Usage",
     "build_request",
+    "events_of",
     "normalize_messages",
 ]
 
@@ -212,6 +213,17 @@ class Completed:
 
 
 StreamEvent = TextDelta | ToolCallDelta | Restart | Completed
+
+
+def events_of(response: Response) -> Iterator[StreamEvent]:
+    """A whole answer as the events a stream of it gives: its text as one delta, each
+    tool call whole, then `Completed`."""
+    if response.text:
+        yield TextDelta(response.text)
+    for index, call in enumerate(response.tool_calls):
+        yield ToolCallDelta(index=index, id=call.id, name=call.name,
+                            arguments=json.dumps(call.arguments))
+    yield Completed(response)
 
 
 # --- input normalisation --------------------------------------------------------------

@@ -67,8 +67,8 @@ from ._models import (
     Response,
     Restart,
     StreamEvent,
-    TextDelta,
     build_request,
+    events_of,
 )
 from ._policy import Decision, RetryBudget, decide
 from ._shared import RedisBreakerSync
@@ -1376,9 +1376,7 @@ class Router:
 def _replay_as_stream(response: Response, shown: bool) -> Iterator[StreamEvent]:
     if shown:
         yield Restart(response.provider, "all providers failed; manual fallback answered")
-    if response.text:
-        yield TextDelta(response.text)
-    yield Completed(response)
+    yield from events_of(response)
 
 
 def _run_awaitable(awaitable: Any) -> Any:

@@ -65,6 +65,7 @@ from .._models import (
     ToolCall,
     ToolCallDelta,
     Usage,
+    events_of,
 )
 from .._types import FinishReason
 from ._known import known_context_window
@@ -492,6 +493,18 @@ class ProviderAdapter(ABC):
     def _map_error(self, exc: BaseException) -> ProviderError | None:
         """The SDK's own exceptions to a kind; None to fall back to generic mapping."""
 
+    def _stream_http_response(self, opened: Any) -> httpx2.Response | None:
+        """The HTTP response behind an opened stream, for adapters whose SDK hands a
+        whole JSON answer to its SSE decoder (which then yields nothing); None where the
+        SDK reads a JSON body itself."""
+        return None
+
+    def _answer_from_json(self, data: Any, opened: Any) -> Any:
+        """The SDK's non-streaming answer object built from a whole JSON body that
+        answered a stream request; raise the error kind if the body is an error."""
+        raise InvalidResponse("a stream request was answered without a stream",
+                              provider=self.name)
+
     # -- clients -----------------------------------------------------------------------
 
     def _resolve_keys(self) -> list[str | None]:
@@ -645,6 +658,20 @@ class ProviderAdapter(ABC):
                 f"malformed stream chunk: {type(exc).__name__}: {exc}", provider=self.name
             ) from None
 
+    def _whole_answer(self, opened: Any, body: bytes) -> Response:
+        try:
+            data = json.loads(body)
+        except ValueError:
+            raise InvalidResponse("a stream request was answered with a JSON content type "
+                                  "and a body that does not parse", provider=self.name) from None
+        return self._translate(self._answer_from_json(data, opened))
+
+    def _whole_body(self, opened: Any) -> httpx2.Response | None:
+        response = self._stream_http_response(opened)
+        if response is None or not _is_json(response.headers.get("content-type", "")):
+            return None
+        return response
+
     def stream(
         self, request: Request, *, timeout: float | None = None
     ) -> Generator[StreamEvent, None, None]:
@@ -656,6 +683,11 @@ class ProviderAdapter(ABC):
         try:
             chunks = self._open_stream(self.sync_client(key), request,
                                        self.http_timeout(timeout, stream=True))
+            whole = self._whole_body(chunks)
+            if whole is not None:
+                # A gateway answered the stream request with one whole message: an answer.
+                yield from events_of(self._whole_answer(chunks, whole.read()))
+                return
             last = time.monotonic()
             for chunk in chunks:
                 now = time.monotonic()
@@ -693,6 +725,12 @@ class ProviderAdapter(ABC):
                                    self.http_timeout(timeout, stream=True)),
                 first_limit,
             )
+            whole = self._whole_body(chunks)
+            if whole is not None:
+                body = await asyncio.wait_for(whole.aread(), first_limit)
+                for event in events_of(self._whole_answer(chunks, body)):
+                    yield event
+                return
             iterator = chunks.__aiter__()
             while True:
                 limit = stall_limit if acc.started else first_limit
@@ -758,6 +796,11 @@ class ProviderAdapter(ABC):
                 await _aclose_quietly(http)
         await self.transport.aclose()
         self.close()
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
 
 
 def _close_quietly(obj: Any) -> None:

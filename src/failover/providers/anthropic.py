@@ -135,13 +135,14 @@ class _Events:
 
     def __init__(self, stream: Any, state: _CallState) -> None:
         self._stream = stream
-        self._state = state
+        self.state = state
+        self.response = stream.response
 
     def __iter__(self) -> _Events:
         return self
 
     def __next__(self) -> _Chunk:
-        return _Chunk(next(self._stream), self._state)
+        return _Chunk(next(self._stream), self.state)
 
     def close(self) -> None:
         self._stream.close()
@@ -150,13 +151,14 @@ class _Events:
 class _AsyncEvents:
     def __init__(self, stream: Any, state: _CallState) -> None:
         self._stream = stream
-        self._state = state
+        self.state = state
+        self.response = stream.response
 
     def __aiter__(self) -> _AsyncEvents:
         return self
 
     async def __anext__(self) -> _Chunk:
-        return _Chunk(await self._stream.__anext__(), self._state)
+        return _Chunk(await self._stream.__anext__(), self.state)
 
     async def aclose(self) -> None:
         await self._stream.close()
@@ -479,6 +481,20 @@ class AnthropicAdapter(ProviderAdapter):
             if stop_reason is not None:
                 acc.finish_reason = _finish_reason(stop_reason,
                                                    tool_calls=bool(state.tool_blocks))
+
+    def _stream_http_response(self, opened: Any) -> httpx2.Response | None:
+        return opened.response  # type: ignore[no-any-return]
+
+    def _answer_from_json(self, data: Any, opened: Any) -> Any:
+        if not isinstance(data, dict):
+            raise InvalidResponse(f"expected a message, got JSON {type(data).__name__}",
+                                  provider=self.name)
+        if data.get("type") == "error":
+            found = data.get("error")
+            error: dict[str, Any] = found if isinstance(found, dict) else {}
+            raise self._stream_error_event(str(error.get("message") or "error"),
+                                           error.get("type"))
+        return _Sent(anthropic.types.Message.construct(**data), opened.state)
 
     def _finished(self, chunk: Any) -> bool:
         # message_delta carries the stop reason and the final usage; message_stop ends it.

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import openai
+from openai.types.chat import ChatCompletion
 
 from .._errors import (
     BadRequest,
@@ -293,6 +294,21 @@ class OpenAIAdapter(ProviderAdapter):
             arguments=getattr(function, "arguments", None) or "",
         )
 
+    def _stream_http_response(self, opened: Any) -> httpx2.Response | None:
+        return opened.response  # type: ignore[no-any-return]
+
+    def _answer_from_json(self, data: Any, opened: Any) -> Any:
+        if isinstance(data, Mapping) and "error" in data:
+            # An error object with a 200, as a stream error event would carry it.
+            raise self._stream_error_event(
+                openai.APIError(_error_message(data, fallback="error"),
+                                opened.response.request, body=data)
+            )
+        if not isinstance(data, Mapping):
+            raise InvalidResponse(f"expected a chat completion, got JSON "
+                                  f"{type(data).__name__}", provider=self.name)
+        return ChatCompletion.construct(**data)
+
     def _finished(self, chunk: Any) -> bool:
         # The usage chunk (empty choices) follows the finish chunk; it is the last.
         return getattr(chunk, "usage", None) is not None
@@ -485,6 +501,7 @@ class _EndsAfterFinish:
         self._stream = stream
         self._iterator: Iterator[Any] = iter(stream)
         self._finished = False
+        self.response = stream.response
 
     def __iter__(self) -> Iterator[Any]:
         return self
@@ -510,6 +527,7 @@ class _AsyncEndsAfterFinish:
         self._stream = stream
         self._iterator: AsyncIterator[Any] = stream.__aiter__()
         self._finished = False
+        self.response = stream.response
 
     def __aiter__(self) -> AsyncIterator[Any]:
         return self

@@ -154,11 +154,13 @@ class Answer(Behaviour):
         tool_calls: Iterable[Any] | None = None,
         finish_reason: FinishReason | None = None,
         chunk_size: int | None = None,
+        stream: bool | None = None,
     ) -> None:
         self.text = text
         self.tool_calls = _wire.tool_calls_from(tool_calls)
         self.finish_reason = finish_reason
         self.chunk_size = chunk_size
+        self.stream = stream
 
     def events(self, call: Call) -> list[_wire.SseEvent]:
         return _wire.stream_events(
@@ -174,7 +176,8 @@ class Answer(Behaviour):
         )  # fmt: skip
 
     def reply(self, call: Call) -> Reply:
-        if call.wire.stream:
+        streams = call.wire.stream if self.stream is None else self.stream
+        if streams:
             return _stream_reply(e.data for e in self.events(call))
         return _json_reply(200, self.body(call))
 
@@ -185,10 +188,15 @@ def answer(
     *,
     finish_reason: FinishReason | None = None,
     chunk_size: int | None = None,
+    stream: bool | None = None,
 ) -> Behaviour:
     """Answer ``text`` (and ``tool_calls``: `failover.ToolCall` or ``{"name", "arguments"}``),
-    streamed word by word (or ``chunk_size`` characters) when the request streams."""
-    return Answer(text, tool_calls, finish_reason, chunk_size)
+    streamed word by word (or ``chunk_size`` characters) when the request streams.
+
+    ``stream=False`` answers with one whole JSON body even when the request asked for a
+    stream, as some gateways and compatible servers do (LiteLLM's proxy on its Anthropic
+    endpoint); ``stream=True`` always streams."""
+    return Answer(text, tool_calls, finish_reason, chunk_size, stream)
 
 
 class ContentFilter(Behaviour):

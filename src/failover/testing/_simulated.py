@@ -192,10 +192,11 @@ class SimulatedProvider:
 
     def answer(self, text: str = DEFAULT_TEXT, tool_calls: Iterable[Any] | None = None, *,
                finish_reason: FinishReason | None = None,
-               chunk_size: int | None = None) -> SimulatedProvider:  # fmt: skip
+               chunk_size: int | None = None,
+               stream: bool | None = None) -> SimulatedProvider:  # fmt: skip
         """Answer ``text`` and ``tool_calls`` in this provider's format (see `answer`)."""
         return self.set(answer(text, tool_calls, finish_reason=finish_reason,
-                               chunk_size=chunk_size))
+                               chunk_size=chunk_size, stream=stream))
 
     def fail(self, status: int, retry_after: float | None = None, *,
              message: str | None = None) -> SimulatedProvider:  # fmt: skip
