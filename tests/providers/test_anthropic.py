@@ -534,6 +534,9 @@ STATUS_CASES: list[tuple[int, str, str, type[ProviderError]]] = [
     (503, "api_error", "Service unavailable", Overloaded),
     (504, "api_error", "Gateway timeout", ServerError),
     (529, "overloaded_error", "Overloaded", Overloaded),
+    # LiteLLM's proxy on its Anthropic endpoint: a model it does not serve.
+    (400, "invalid_request_error", "anthropic_messages: Invalid model name passed in "
+     "model=nope. Call `/v1/models` to view available models for your key.", ModelNotFound),
 ]
 
 

@@ -697,6 +697,14 @@ STATUS_CASES = [
          error_body("The response was filtered due to the prompt triggering content "
                     "management policy.", "invalid_request_error", "content_filter"),
          code="content_filter"),
+    # LiteLLM's proxy answers a model it does not serve, and a key it cannot check, with
+    # a 400: neither is the caller's bad request (another provider may serve it).
+    Case("gateway-unknown-model", 400, ModelNotFound,
+         error_body("/chat/completions: Invalid model name passed in model=nope. Call "
+                    "`/v1/models` to view available models for your key.",
+                    "invalid_request_error", "400"), code="400"),
+    Case("gateway-unchecked-key", 400, AuthenticationFailed,
+         error_body("No connected db.", "no_db_connection", "400"), code="400"),
 ]
 
 

@@ -289,6 +289,19 @@ _CONTEXT_HINTS = (
     "too many tokens",
 )
 _FILTER_HINTS = ("content_filter", "content policy", "content management policy", "safety")
+# Gateways answer some faults of their own with a 400. Another provider may well serve
+# the request, so these are not the caller's bad request.
+_AUTH_HINTS = (
+    "api_key_invalid",
+    "api key not valid",
+    # LiteLLM's proxy, asked with a key it cannot check (no database behind it).
+    "no connected db",
+)
+_UNKNOWN_MODEL_HINTS = (
+    # LiteLLM's proxy, asked for a model it does not serve.
+    "invalid model name",
+    "model_not_found",
+)
 
 
 def error_from_status(
@@ -307,8 +320,10 @@ def error_from_status(
     kw: dict[str, Any] = {"provider": provider, "status": status, "code": code,
                           "retry_after": retry_after}
     if status in (400, 413, 422):
-        if "api_key_invalid" in lowered or "api key not valid" in lowered:
+        if any(h in lowered for h in _AUTH_HINTS):
             return AuthenticationFailed(message, **kw)
+        if any(h in lowered for h in _UNKNOWN_MODEL_HINTS):
+            return ModelNotFound(message, **kw)
         if status == 413 or any(h in lowered for h in _CONTEXT_HINTS):
             return ContextWindowExceeded(message, **kw)
         if any(h in lowered for h in _FILTER_HINTS):
