@@ -46,6 +46,7 @@ __all__ = [
     "TelemetryConfig",
     "TimeoutsConfig",
     "WebhookConfig",
+    "env_problems",
     "load_config",
     "parse_duration",
     "resolve_env",
@@ -79,6 +80,35 @@ def parse_duration(value: Any) -> float:
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+def env_problems(config: Config, *, chains_only: bool = False,
+                 environ: Mapping[str, str] | None = None) -> list[str]:
+    """Every ``${VAR}`` the config refers to that cannot be resolved, as ``path: problem``.
+
+    ``chains_only`` looks only at the keys of providers some route uses.
+    """
+    used = {name for route in config.routes.values() for name in route.chain}
+    refs: list[tuple[str, str]] = []
+    for name, provider in config.providers.items():
+        if chains_only and name not in used:
+            continue
+        if provider.api_key is not None:
+            refs.append((f"providers.{name}.api_key", provider.api_key.get_secret_value()))
+        refs += [(f"providers.{name}.api_keys[{i}]", key.get_secret_value())
+                 for i, key in enumerate(provider.api_keys)]
+    if not chains_only:
+        if config.state.url:
+            refs.append(("state.url", config.state.url))
+        if config.notify.webhook is not None:
+            refs.append(("notify.webhook.url", config.notify.webhook.url))
+    problems = []
+    for where, raw in refs:
+        try:
+            resolve_env(raw, where, environ)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    return problems
 
 
 def resolve_env(raw: str, where: str, environ: Mapping[str, str] | None = None) -> str:
@@ -211,6 +241,8 @@ class ProviderConfig(_Model):
             raise ValueError(f"a model is required for type {self.type!r}")
         if self.fake is not None and self.type != "fake":
             raise ValueError("'fake' settings apply only to type: fake")
+        if self.type == "gemini" and not self.key_refs():
+            raise ValueError("the gemini API needs a key (api_key: none is not accepted)")
         return self
 
     def timeouts_with(self, defaults: TimeoutsConfig) -> TimeoutsConfig:

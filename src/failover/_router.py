@@ -33,6 +33,7 @@ from ._config import (
     ProviderConfig,
     RouteConfig,
     TimeoutsConfig,
+    env_problems,
     load_config,
     resolve_env,
 )
@@ -477,6 +478,9 @@ class Router:
         self._notify_config: Any = None
         self._unsubscribe_notifier: Callable[[], None] = lambda: None
         self._setup_notifier(config)
+        for problem in env_problems(config):
+            # Not fatal: that provider fails like a revoked key until the variable is set.
+            logger.warning("config: %s", problem)
         self._watcher: threading.Thread | None = None
         self._stop = threading.Event()
         self._reload_lock = threading.Lock()
@@ -1171,13 +1175,22 @@ class Router:
         """Build every provider's SDK clients now instead of on first use.
 
         The first request otherwise pays for importing an SDK (up to a second or more)
-        out of its deadline; this also resolves every ``${VAR}``, so a missing key is a
-        `ConfigError` at start-up rather than at the first failover to that provider.
+        out of its deadline; this also resolves every ``${VAR}``: every provider that can
+        be built is, then one `ConfigError` lists each key whose variable is not set (those
+        providers fail over like a revoked key until it is).
         """
+        problems: list[str] = []
         for provider in self._state.providers.values():
-            provider.adapter.sync_client()
-            provider.adapter.async_client()
-            provider.adapter.transport.warm()
+            adapter = provider.adapter
+            missing = adapter.missing_credentials()
+            if missing:
+                problems += missing
+                continue
+            adapter.sync_client()
+            adapter.async_client()
+            adapter.transport.warm()
+        if problems:
+            raise ConfigError(problems)
 
     # -- health and operations -----------------------------------------------------------------
 
@@ -1286,6 +1299,10 @@ class Router:
                         raise ConfigError("this router was not loaded from a file; "
                                           "pass the new Config to reload(config)")
                     config = load_config(self._path)
+                missing = env_problems(config, chains_only=True)
+                if missing:
+                    # Serving on would fail every request of that chain over for nothing.
+                    raise ConfigError(missing)
                 new_state = _build_state(config, self._clock, self._state)
             except ConfigError as exc:
                 self._emit("config_rejected", None, None, "; ".join(exc.problems)[:500])

@@ -193,6 +193,6 @@ def test_probe_with_an_unset_key_variable_reports_it(
     with FakeProviders() as fake:
         run = cli("check", str(write_config(VALID)), "--probe", "--provider", "openai")
     assert run.code == 1
-    assert "ConfigError" in run.out
+    assert "AuthenticationFailed" in run.out  # like a revoked key
     assert "OPENAI_API_KEY is not set" in run.out
     assert "openai" not in fake  # nothing was sent

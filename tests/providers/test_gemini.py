@@ -503,13 +503,13 @@ def test_capabilities() -> None:
     )
 
 
-async def test_missing_key_is_a_config_error(mock: respx.Router, mode: str) -> None:
-    adapter = make_adapter(api_key="none")
-    route = mock.post(URL).respond(200, json=answer({"text": "ok"}))
-
-    with pytest.raises(ConfigError):
-        await complete(adapter, hello(), mode)
-    assert route.call_count == 0
+def test_a_gemini_provider_without_a_key_is_a_config_error_at_load() -> None:
+    # Found when the file is loaded, not at the first request (which it would lose).
+    with pytest.raises(ConfigError, match=r"providers\.gem: the gemini API needs a key"):
+        failover.Config.from_mapping({
+            "providers": {"gem": {"type": "gemini", "model": MODEL, "api_key": "none"}},
+            "routes": {"default": {"chain": ["gem"]}},
+        })
 
 
 # --- the seam ---------------------------------------------------------------------------

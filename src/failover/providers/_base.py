@@ -460,6 +460,8 @@ class ProviderAdapter(ABC):
              **config.capabilities.model_dump(exclude_none=True)}
         )
         self._keys: list[str | None] | None = None
+        #: Key index -> why its ``${VAR}`` cannot be resolved.
+        self._missing: dict[int, str] = {}
         self._key_index = 0
         self._bad_keys: set[int] = set()
         self._sync_clients: dict[int, Any] = {}
@@ -523,24 +525,52 @@ class ProviderAdapter(ABC):
     # -- clients -----------------------------------------------------------------------
 
     def _resolve_keys(self) -> list[str | None]:
-        if self._keys is None:
-            refs = self.config.key_refs()
-            keys: list[str | None] = []
-            for i, ref in enumerate(refs):
-                where = f"providers.{self.name}." + ("api_key" if i == 0 and
-                                                     self.config.api_key else f"api_keys[{i}]")
+        """The key pool, ``${VAR}`` expanded. A key whose variable is not set is unusable
+        (like a revoked one) and is looked up again on the next request, so setting the
+        variable brings it back; when no key is usable the attempt fails with
+        `AuthenticationFailed` naming the variable, never the request as a whole."""
+        if self._keys is not None:
+            return self._keys
+        keys: list[str | None] = []
+        self._missing = {}
+        for i, ref in enumerate(self.config.key_refs()):
+            where = f"providers.{self.name}." + ("api_key" if i == 0 and
+                                                 self.config.api_key else f"api_keys[{i}]")
+            try:
                 keys.append(resolve_env(ref.get_secret_value(), where))
-            self._keys = keys or [None]
-        return self._keys
+            except ConfigError as exc:
+                keys.append(None)
+                self._missing[i] = exc.problems[0]
+        if not keys:
+            keys = [None]
+        if not self._missing:
+            self._keys = keys
+        return keys
+
+    def missing_credentials(self) -> list[str]:
+        """Each key of this provider whose ``${VAR}`` is not set, as ``path: problem``."""
+        self._resolve_keys()
+        return list(self._missing.values())
+
+    def _usable_key(self, index: int) -> str | None:
+        key = self._resolve_keys()[index]
+        if index in self._missing:
+            raise AuthenticationFailed(self._missing[index], provider=self.name,
+                                       code="missing_credential")
+        return key
 
     def _pick_key(self) -> int:
         keys = self._resolve_keys()
-        if len(keys) == 1:
+        unusable = self._bad_keys | self._missing.keys()
+        if len(keys) == 1 and not unusable:
             return 0
         for _ in range(len(keys)):
             self._key_index = (self._key_index + 1) % len(keys)
-            if self._key_index not in self._bad_keys:
+            if self._key_index not in unusable:
                 return self._key_index
+        if len(self._missing) == len(keys):
+            raise AuthenticationFailed("no usable key: " + "; ".join(self._missing.values()),
+                                       provider=self.name, code="missing_credential")
         return self._key_index
 
     def _http_kwargs(self) -> dict[str, Any]:
@@ -551,18 +581,20 @@ class ProviderAdapter(ABC):
     def sync_client(self, key_index: int = 0) -> Any:
         client = self._sync_clients.get(key_index)
         if client is None:
+            key = self._usable_key(key_index)
             http = httpx2.Client(transport=self.transport, **self._http_kwargs())
             self._http_clients.append(http)
-            client = self._make_sync_client(self._resolve_keys()[key_index], http)
+            client = self._make_sync_client(key, http)
             self._sync_clients[key_index] = client
         return client
 
     def async_client(self, key_index: int = 0) -> Any:
         client = self._async_clients.get(key_index)
         if client is None:
+            key = self._usable_key(key_index)
             http = httpx2.AsyncClient(transport=self.transport, **self._http_kwargs())
             self._http_clients.append(http)
-            client = self._make_async_client(self._resolve_keys()[key_index], http)
+            client = self._make_async_client(key, http)
             self._async_clients[key_index] = client
         return client
 
@@ -631,8 +663,6 @@ class ProviderAdapter(ABC):
         key = self._pick_key()
         try:
             raw = self._send(self.sync_client(key), request, self.http_timeout(timeout))
-        except ConfigError:
-            raise
         except Exception as exc:
             err = self.error(exc)
             self._note_key_failure(key, err)
@@ -643,8 +673,6 @@ class ProviderAdapter(ABC):
         key = self._pick_key()
         try:
             raw = await self._asend(self.async_client(key), request, self.http_timeout(timeout))
-        except ConfigError:
-            raise
         except Exception as exc:
             err = self.error(exc)
             self._note_key_failure(key, err)
@@ -715,8 +743,6 @@ class ProviderAdapter(ABC):
                 yield from self._chunk_events_checked(chunk, acc)
                 if acc.finish_reason is not None and self._finished(chunk):
                     break
-        except ConfigError:
-            raise
         except GeneratorExit:
             raise
         except Exception as exc:
@@ -765,8 +791,6 @@ class ProviderAdapter(ABC):
                     yield event
                 if acc.finish_reason is not None and self._finished(chunk):
                     break
-        except ConfigError:
-            raise
         except (GeneratorExit, asyncio.CancelledError):
             raise
         except Exception as exc:

@@ -32,7 +32,6 @@ from google.genai import types
 
 from .._errors import (
     BadRequest,
-    ConfigError,
     ContentFiltered,
     InvalidResponse,
     PermissionDenied,
@@ -105,8 +104,6 @@ class GeminiAdapter(ProviderAdapter):
     def _genai_client(
         self, api_key: str | None, sync_http: httpx2.Client, async_http: httpx2.AsyncClient
     ) -> genai.Client:
-        if not api_key:
-            raise ConfigError(f"providers.{self.name}.api_key: the gemini API needs a key")
         extra = dict(self.config.extra)
         api_version = extra.pop("api_version", None)
         options = types.HttpOptions(
