@@ -138,7 +138,7 @@ def _decision_us(setup: Setup, n: int) -> dict[str, float] | None:
             return None
 
         def decide(start: Any = start) -> None:
-            call = start(MESSAGES, "default", None, {"system": None})
+            call = start("complete", MESSAGES, "default", None, None, {"system": None})
             for provider, permit in call.candidates():
                 with provider.lock:
                     provider.breaker.release(permit)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 
@@ -18,3 +23,81 @@ def clock() -> FakeClock:
 def fake(clock: FakeClock) -> Iterator[FakeProviders]:
     with FakeProviders(clock=clock) as kit:
         yield kit
+
+
+# --- a real HTTP server on loopback ------------------------------------------------------
+
+_ANSWERS: dict[str, dict[str, Any]] = {
+    "anthropic": {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-x",
+                  "content": [{"type": "text", "text": "hi from loopback"}],
+                  "stop_reason": "end_turn", "usage": {"input_tokens": 3, "output_tokens": 4}},
+    "gemini": {"candidates": [{"content": {"role": "model",
+                                           "parts": [{"text": "hi from loopback"}]},
+                               "finishReason": "STOP"}],
+               "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 4}},
+    "openai": {"id": "c1", "object": "chat.completion", "created": 1, "model": "gpt-x",
+               "choices": [{"index": 0, "finish_reason": "stop",
+                            "message": {"role": "assistant", "content": "hi from loopback"}}],
+               "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}},
+}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _LoopbackServer
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        self.rfile.read(length)
+        self.server.requests += 1
+        fmt = ("gemini" if "generateContent" in self.path
+               else "anthropic" if self.path.endswith("/messages") else "openai")
+        body = json.dumps(_ANSWERS[fmt]).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class _LoopbackServer(ThreadingHTTPServer):
+    daemon_threads = True
+    requests = 0
+
+
+@dataclass
+class Loopback:
+    """A real HTTP server on 127.0.0.1 answering every wire format with a whole answer."""
+
+    port: int
+    server: _LoopbackServer
+
+    @property
+    def requests(self) -> int:
+        return self.server.requests
+
+    def providers(self) -> dict[str, dict[str, Any]]:
+        base = f"http://127.0.0.1:{self.port}"
+        return {
+            "openai": {"type": "openai", "model": "gpt-x", "api_key": "sk-loop-0123456789",
+                       "base_url": f"{base}/v1"},
+            "claude": {"type": "anthropic", "model": "claude-x",
+                       "api_key": "sk-ant-loop-0123456789", "base_url": base},
+            "gemini": {"type": "gemini", "model": "gemini-x", "api_key": "AIzaLoop0123456789",
+                       "base_url": base},
+        }
+
+
+@pytest.fixture
+def loopback() -> Iterator[Loopback]:
+    server = _LoopbackServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield Loopback(server.server_address[1], server)
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -6,11 +6,12 @@ share one vocabulary whatever the provider's wire format.
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Literal, cast, get_args
 
 from ._errors import BadRequest
 from ._types import FinishReason, Role
@@ -34,11 +35,13 @@ __all__ = [
     "ToolSpec",
     "Usage",
     "build_request",
+    "check_params",
+    "check_seconds",
     "events_of",
     "normalize_messages",
 ]
 
-_ROLES = frozenset(("system", "user", "assistant", "tool"))
+_ROLES = frozenset(get_args(Role))
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +77,14 @@ class Message:
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
     name: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.role not in _ROLES:
+            raise ValueError(f"Message.role: expected one of {sorted(_ROLES)}, "
+                             f"got {self.role!r}")
+        if not isinstance(self.content, (str, tuple)):
+            raise TypeError(f"Message.content: expected a str or a tuple of parts, got "
+                            f"{type(self.content).__name__}")
 
     @property
     def text(self) -> str:
@@ -287,14 +298,22 @@ def _tool_calls_from_dict(raw: Any, where: str) -> tuple[ToolCall, ...]:
         if isinstance(item, ToolCall):
             calls.append(item)
             continue
-        fn = item.get("function", item)
+        here = f"{where}.tool_calls[{i}]"
+        fn = item.get("function", item) if isinstance(item, Mapping) else None
+        if not isinstance(fn, Mapping):
+            raise TypeError(f"{here}: expected a ToolCall or a dict, got {type(item).__name__}")
+        name = fn.get("name")
+        if not isinstance(name, str) or not name:
+            raise BadRequest(f"{here}.name: a tool call needs the name of its tool")
         args = fn.get("arguments", {})
         if isinstance(args, str):
             try:
                 args = json.loads(args) if args else {}
             except ValueError:
-                raise BadRequest(f"{where}.tool_calls[{i}].arguments: not valid JSON") from None
-        calls.append(ToolCall(id=str(item.get("id", f"call_{i}")), name=str(fn["name"]),
+                raise BadRequest(f"{here}.arguments: not valid JSON") from None
+        if not isinstance(args, Mapping):
+            raise BadRequest(f"{here}.arguments: expected a JSON object")
+        calls.append(ToolCall(id=str(item.get("id", f"call_{i}")), name=name,
                               arguments=dict(args)))
     return tuple(calls)
 
@@ -307,10 +326,18 @@ def normalize_messages(
     System messages inside the list are joined (in order, after ``system=``) so every
     provider sees one system prompt, which is all Anthropic and Gemini accept.
     """
+    if system is not None and not isinstance(system, str):
+        raise TypeError(f"system: expected a str, got {type(system).__name__}")
     if isinstance(messages, str):
+        if not messages:
+            raise BadRequest("messages: the prompt is empty")
         return (Message("user", messages),), system
     if isinstance(messages, Message):
         messages = [messages]
+    if not isinstance(messages, Sequence):
+        raise TypeError("messages: expected a str, a Message or a list of messages (Message "
+                        f"or {{'role': ..., 'content': ...}} dicts), got "
+                        f"{type(messages).__name__}")
     out: list[Message] = []
     systems: list[str] = [system] if system else []
     for i, item in enumerate(messages):
@@ -322,7 +349,7 @@ def normalize_messages(
             if role not in _ROLES:
                 raise BadRequest(f"{where}.role: expected one of {sorted(_ROLES)}, got {role!r}")
             msg = Message(
-                role=role,
+                role=cast("Role", role),
                 content=_content_from_dict(item.get("content"), where),
                 tool_calls=_tool_calls_from_dict(item.get("tool_calls"), where),
                 tool_call_id=item.get("tool_call_id"),
@@ -404,23 +431,101 @@ def build_request(
     response_format: Any = None,
     metadata: Mapping[str, str] | None = None,
 ) -> Request:
+    """The unified request, every parameter checked first: a caller's mistake raises
+    `TypeError` or `ValueError` (`BadRequest`) naming it, before anything is sent, so it
+    never counts against a provider."""
     msgs, sys_text = normalize_messages(messages, system)
-    if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens <= 0):
+    if max_tokens is not None and (type(max_tokens) is not int or max_tokens <= 0):
         raise BadRequest(f"max_tokens: expected a positive int, got {max_tokens!r}")
     # Built on every call: the common no-tools, no-format case skips the normalisers.
     return Request(
         messages=msgs,
         system=sys_text,
         max_tokens=max_tokens,
-        temperature=temperature,
-        top_p=top_p,
-        stop=() if not stop else (stop,) if isinstance(stop, str) else tuple(stop),
-        tools=tuple(_tool_spec(t, i) for i, t in enumerate(tools)) if tools else (),
+        temperature=None if temperature is None else _number("temperature", temperature, 2.0),
+        top_p=None if top_p is None else _number("top_p", top_p, 1.0),
+        stop=() if stop is None else _stop(stop),
+        tools=_tools(tools) if tools is not None else (),
         tool_choice=None if tool_choice is None else _tool_choice(tool_choice),
-        response_format=None if response_format is None else _response_format(response_format),
-        metadata=_NO_METADATA if not metadata else dict(metadata),
+        response_format=None if response_format is None else _json_safe(
+            "response_format", _response_format(response_format)),
+        metadata=_NO_METADATA if metadata is None else _metadata(metadata),
         route=route,
     )
 
 
+def _number(name: str, value: Any, most: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name}: expected a number from 0 to {most:g}, got {value!r}")
+    if not 0.0 <= value <= most:  # NaN fails this too
+        raise BadRequest(f"{name}: expected a number from 0 to {most:g}, got {value!r}")
+    return float(value)
+
+
+def _stop(stop: Any) -> tuple[str, ...]:
+    if isinstance(stop, str):
+        return (stop,) if stop else ()
+    if not isinstance(stop, Sequence) or not all(isinstance(s, str) for s in stop):
+        raise TypeError(f"stop: expected a str or a list of str, got {stop!r}")
+    return tuple(stop)
+
+
+def _tools(tools: Any) -> tuple[ToolSpec, ...]:
+    if not isinstance(tools, Sequence) or isinstance(tools, (str, bytes)):
+        raise TypeError(f"tools: expected a list of tools, got {type(tools).__name__}")
+    specs = tuple(_tool_spec(t, i) for i, t in enumerate(tools))
+    for i, spec in enumerate(specs):
+        _json_safe(f"tools[{i}].parameters", spec.parameters)
+    return specs
+
+
+def _json_safe(name: str, value: Any) -> Any:
+    """``value`` unchanged if it can be sent as JSON (no NaN, no sets, no objects)."""
+    try:
+        json.dumps(value if not isinstance(value, JsonSchema) else value.schema,
+                   allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise BadRequest(f"{name}: not JSON-serialisable ({exc})") from None
+    return value
+
+
+def _metadata(metadata: Any) -> Mapping[str, str]:
+    if not isinstance(metadata, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
+    ):
+        raise TypeError(f"metadata: expected a mapping of str to str, got {metadata!r}")
+    return dict(metadata) if metadata else _NO_METADATA
+
+
 _NO_METADATA: Mapping[str, str] = MappingProxyType({})
+
+#: The keyword parameters of a completion (besides ``messages`` and ``route``).
+REQUEST_PARAMS = frozenset(inspect.signature(build_request).parameters) - {"messages", "route"}
+
+
+def check_params(names: Iterable[str], where: str) -> None:
+    """A keyword the API does not know is the caller's typo: name it and what is known."""
+    unknown = [n for n in names if n not in REQUEST_PARAMS]
+    if unknown:
+        import difflib
+
+        hints = [f"{n!r}" + (f" (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(
+            n, REQUEST_PARAMS, n=1)) else "") for n in unknown]
+        known = ", ".join(sorted(REQUEST_PARAMS | {"timeout", "deadline"}))
+        raise TypeError(f"{where}() got unexpected keyword argument(s) {', '.join(hints)}; "
+                        f"accepted: {known}")
+
+
+def check_seconds(name: str, value: Any) -> float | None:
+    """``timeout`` / ``deadline``: None, or a finite number of seconds above zero."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name}: expected a number of seconds, got {value!r}")
+    if not 0.0 < value <= MAX_SECONDS:  # NaN fails this too
+        raise BadRequest(f"{name}: expected seconds above 0 and at most {MAX_SECONDS:g} "
+                         f"(a day), got {value!r}")
+    return float(value)
+
+
+MAX_SECONDS = 86400.0

@@ -69,6 +69,8 @@ from ._models import (
     Restart,
     StreamEvent,
     build_request,
+    check_params,
+    check_seconds,
     events_of,
 )
 from ._policy import Decision, RetryBudget, decide
@@ -507,16 +509,24 @@ class Router:
     # -- public request API -------------------------------------------------------------
 
     def _start(
-        self, messages: MessagesInput, route: str, deadline: float | None,
-        params: dict[str, Any],
+        self, where: str, messages: MessagesInput, route: str, timeout: float | None,
+        deadline: float | None, params: dict[str, Any],
     ) -> _Call:
+        """Check the caller's arguments (before any provider is involved) and open the
+        request's bookkeeping."""
         state = self._state
         try:
             route_obj = state.routes[route]
         except KeyError:
             known = ", ".join(sorted(state.routes))
             raise BadRequest(f"unknown route {route!r}; configured routes: {known}") from None
+        if len(params) > 1:  # only ``system``: the common case checks nothing more
+            check_params(params, where)
         request = build_request(messages, route=route, **params)
+        if timeout is not None:
+            check_seconds("timeout", timeout)
+        if deadline is not None:
+            deadline = check_seconds("deadline", deadline)
         deadline_s = deadline if deadline is not None else route_obj.config.deadline
         now = self._clock()
         route_obj.requests += 1
@@ -536,7 +546,8 @@ class Router:
         **params: Any,
     ) -> Response:
         """Answer ``messages`` through ``route``'s chain (blocking)."""
-        call = self._start(messages, route, deadline, {"system": system, **params})
+        call = self._start("complete", messages, route, timeout, deadline,
+                           {"system": system, **params})
         if not self._hooks:
             return self._complete_sync(call, timeout)
         try:
@@ -566,7 +577,8 @@ class Router:
         **params: Any,
     ) -> Response:
         """Answer ``messages`` through ``route``'s chain."""
-        call = self._start(messages, route, deadline, {"system": system, **params})
+        call = self._start("acomplete", messages, route, timeout, deadline,
+                           {"system": system, **params})
         if not self._hooks:
             return await self._complete_async(call, timeout)
         try:
@@ -863,7 +875,8 @@ class Router:
         **params: Any,
     ) -> Iterator[StreamEvent]:
         """Deltas as they come, then `Completed`; see the route's ``stream_interrupt``."""
-        call = self._start(messages, route, deadline, {"system": system, **params})
+        call = self._start("stream", messages, route, timeout, deadline,
+                           {"system": system, **params})
         if not self._hooks:
             return self._stream_sync(call, timeout)
         return self._observed_stream(call, self._stream_sync(call, timeout))
@@ -944,7 +957,8 @@ class Router:
         **params: Any,
     ) -> AsyncIterator[StreamEvent]:
         """Deltas as they come, then `Completed`; see the route's ``stream_interrupt``."""
-        call = self._start(messages, route, deadline, {"system": system, **params})
+        call = self._start("astream", messages, route, timeout, deadline,
+                           {"system": system, **params})
         try:
             async for event in self._astream(call, timeout):
                 if isinstance(event, Completed) and self._hooks:

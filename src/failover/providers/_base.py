@@ -24,6 +24,7 @@ import re
 import ssl
 import threading
 import time
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import (
     AsyncGenerator,
@@ -104,6 +105,15 @@ _override: contextvars.ContextVar[TransportOverride | None] = contextvars.Contex
 )
 
 
+#: Whether the current attempt reached its provider (a response or a transport error
+#: came back). Only then is an exception nobody mapped the provider's fault: before it,
+#: it is the caller's input or environment (a NaN the SDK cannot encode, a closed event
+#: loop) and must not count against the provider.
+_reached: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "failover_reached_provider", default=False
+)
+
+
 @contextlib.contextmanager
 def override_transport(hook: TransportOverride) -> Iterator[TransportOverride]:
     """Route every provider request made in this context to ``hook``."""
@@ -151,7 +161,11 @@ class SeamTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
         # ``fallback`` replaces the network entirely (the simulated ``fake`` provider).
         self._fallback = fallback
         self._sync: httpx2.HTTPTransport | None = None
-        self._async: httpx2.AsyncHTTPTransport | None = None
+        # One async pool per event loop: connections belong to the loop that opened them,
+        # so a router used from successive ``asyncio.run()`` calls (or from threads that
+        # each run a loop) never reuses a connection of a loop that is gone.
+        self._async: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, httpx2.AsyncHTTPTransport] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
 
     def _real_sync(self) -> httpx2.HTTPTransport:
@@ -162,41 +176,81 @@ class SeamTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
         return self._sync
 
     def _real_async(self) -> httpx2.AsyncHTTPTransport:
-        if self._async is None:
-            self._async = httpx2.AsyncHTTPTransport(limits=self._limits, verify=_ssl_context())
-        return self._async
+        loop = asyncio.get_running_loop()
+        transport = self._async.get(loop)
+        if transport is None:
+            with self._lock:
+                for old_loop, old in list(self._async.items()):
+                    if old_loop.is_closed():
+                        del self._async[old_loop]
+                        _close_sockets(old)
+                transport = self._async[loop] = httpx2.AsyncHTTPTransport(
+                    limits=self._limits, verify=_ssl_context())
+        return transport
 
     def warm(self) -> None:
-        """Build the connection pools now (a simulated provider has none)."""
+        """Build the connection pool now (a simulated provider has none); async pools
+        are built per event loop, on its first request (cheap: the SSL context is
+        shared)."""
         if self._fallback is None:
             self._real_sync()
-            self._real_async()
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
-        hook = _override.get()
-        if hook is not None:
-            return hook.handle_request(request, self.provider)
-        if self._fallback is not None:
-            return self._fallback.handle_request(request, self.provider)  # type: ignore[no-any-return]
-        return self._real_sync().handle_request(request)
+        hook = _override.get() or self._fallback
+        try:
+            if hook is not None:
+                response: httpx2.Response = hook.handle_request(request, self.provider)
+            else:
+                response = self._real_sync().handle_request(request)
+        except httpx2.TransportError:
+            _reached.set(True)
+            raise
+        _reached.set(True)
+        return response
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        hook = _override.get()
-        if hook is not None:
-            return await hook.handle_async_request(request, self.provider)
-        if self._fallback is not None:
-            return await self._fallback.handle_async_request(request, self.provider)  # type: ignore[no-any-return]
-        return await self._real_async().handle_async_request(request)
+        hook = _override.get() or self._fallback
+        try:
+            if hook is not None:
+                response: httpx2.Response = await hook.handle_async_request(
+                    request, self.provider)
+            else:
+                response = await self._real_async().handle_async_request(request)
+        except httpx2.TransportError:
+            _reached.set(True)
+            raise
+        _reached.set(True)
+        return response
 
     def close(self) -> None:
+        """Close every pool: the sync one, and the async ones of any loop (a loop that is
+        not running cannot close its own connections, so their sockets are shut here)."""
         if self._sync is not None:
             self._sync.close()
             self._sync = None
+        with self._lock:
+            for transport in self._async.values():
+                _close_sockets(transport)
+            self._async.clear()
 
     async def aclose(self) -> None:
-        if self._async is not None:
-            await self._async.aclose()
-            self._async = None
+        transport = self._async.pop(asyncio.get_running_loop(), None)
+        if transport is not None:
+            await transport.aclose()
+        self.close()
+
+
+def _close_sockets(transport: httpx2.AsyncHTTPTransport) -> None:
+    """Shut the sockets of an async pool whose event loop is gone or elsewhere."""
+    pool = getattr(transport, "_pool", None)
+    for connection in list(getattr(pool, "_connections", ())):
+        stream = getattr(getattr(connection, "_connection", None), "_network_stream", None)
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        # asyncio hands out a TransportSocket wrapper; the socket itself is inside.
+        sock = getattr(sock, "_sock", sock)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.close()
 
 
 # --- capabilities ---------------------------------------------------------------------
@@ -638,6 +692,8 @@ class ProviderAdapter(ABC):
             return exc
         mapped = self._map_error(exc) or map_transport_error(exc, self.name)
         if mapped is None:
+            if not _reached.get():
+                raise exc  # raised before the provider was reached: not its fault
             mapped = InvalidResponse(f"unexpected {type(exc).__name__}: {exc}", provider=self.name)
         if mapped.provider is None:
             mapped.provider = self.name
@@ -660,6 +716,7 @@ class ProviderAdapter(ABC):
     # -- entry points --------------------------------------------------------------------
 
     def complete(self, request: Request, *, timeout: float | None = None) -> Response:
+        _reached.set(False)
         key = self._pick_key()
         try:
             raw = self._send(self.sync_client(key), request, self.http_timeout(timeout))
@@ -670,6 +727,7 @@ class ProviderAdapter(ABC):
         return self._translate(raw)
 
     async def acomplete(self, request: Request, *, timeout: float | None = None) -> Response:
+        _reached.set(False)
         key = self._pick_key()
         try:
             raw = await self._asend(self.async_client(key), request, self.http_timeout(timeout))
@@ -719,6 +777,7 @@ class ProviderAdapter(ABC):
         self, request: Request, *, timeout: float | None = None
     ) -> Generator[StreamEvent, None, None]:
         """Deltas, then one `Completed`. A broken stream raises, never completes."""
+        _reached.set(False)
         acc = StreamAccumulator(self.name, self.model)
         first_limit, stall_limit = self._stream_limits(timeout)
         key = self._pick_key()
@@ -756,6 +815,7 @@ class ProviderAdapter(ABC):
     async def astream(
         self, request: Request, *, timeout: float | None = None
     ) -> AsyncGenerator[StreamEvent, None]:
+        _reached.set(False)
         acc = StreamAccumulator(self.name, self.model)
         first_limit, stall_limit = self._stream_limits(timeout)
         key = self._pick_key()
