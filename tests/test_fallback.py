@@ -178,5 +178,8 @@ def test_deferred_request_survives_a_process_restart_and_replays(tmp_path: Path)
         assert isinstance(result, failover.Response) and result.text == "finally answered"
         assert fake["openai"].last_request.json["messages"][0] == {
             "role": "system", "content": "be kind"}
-    assert router.list_deferred() == []
+    assert router.list_deferred("pending") == []
+    [kept] = router.list_deferred("answered")   # the answer is kept for whoever waits on it
+    assert kept.ticket == ticket and kept.answer is not None
+    assert kept.answer.text == "finally answered" and kept.answer.provider == "openai"
     router.close()

@@ -12,7 +12,8 @@ import failover
 EXPECTED = [
     "AllProvidersFailed", "Attempt", "AuthenticationFailed", "BadRequest", "Completed",
     "Config", "ConfigError", "ConnectionFailed", "ContentFiltered", "ContextWindowExceeded",
-    "DeadlineExceeded", "Deferred", "Event", "FailoverError", "ImagePart", "Instrumentation",
+    "DeadlineExceeded", "DeferFailed", "Deferred", "DeferredAnswer", "DeferredRecord",
+    "Event", "FailoverError", "ImagePart", "Instrumentation",
     "InvalidResponse", "JsonSchema", "Message", "ModelNotFound", "Overloaded", "PermissionDenied",
     "ProviderError", "ProviderHealth", "RateLimited", "Request", "RequestRecord", "Response",
     "Restart",
@@ -24,6 +25,15 @@ EXPECTED = [
 def test_all_is_pinned_and_sorted() -> None:
     assert failover.__all__ == EXPECTED
     assert sorted(failover.__all__) == failover.__all__
+
+
+def test_the_errors_module_is_the_public_home_of_every_kind() -> None:
+    import failover.errors
+
+    kinds = [n for n in failover.__all__ if isinstance(getattr(failover, n), type)
+             and issubclass(getattr(failover, n), failover.FailoverError)]
+    assert sorted(failover.errors.__all__) == sorted(kinds)
+    assert all(getattr(failover.errors, n) is getattr(failover, n) for n in kinds)
 
 
 def test_every_public_name_resolves() -> None:

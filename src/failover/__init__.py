@@ -20,6 +20,7 @@ from ._errors import (
     ContentFiltered,
     ContextWindowExceeded,
     DeadlineExceeded,
+    DeferFailed,
     Deferred,
     FailoverError,
     InvalidResponse,
@@ -54,6 +55,7 @@ from ._models import (
 if TYPE_CHECKING:
     from ._config import Config
     from ._events import Event
+    from ._fallback import DeferredAnswer, DeferredRecord
     from ._health import ProviderHealth
     from ._instrumentation import Instrumentation, RequestRecord
     from ._router import Router
@@ -72,7 +74,10 @@ __all__ = [
     "ContentFiltered",
     "ContextWindowExceeded",
     "DeadlineExceeded",
+    "DeferFailed",
     "Deferred",
+    "DeferredAnswer",
+    "DeferredRecord",
     "Event",
     "FailoverError",
     "ImagePart",
@@ -107,6 +112,8 @@ __all__ = [
 
 _LAZY = {
     "Config": "._config",
+    "DeferredAnswer": "._fallback",
+    "DeferredRecord": "._fallback",
     "Event": "._events",
     "Instrumentation": "._instrumentation",
     "ProviderHealth": "._health",

@@ -14,20 +14,22 @@ import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
     model_validator,
 )
 
-from ._errors import ConfigError
+from ._errors import ConfigError, ProviderError
+from ._events import EventType
 
 __all__ = [
     "BreakerConfig",
@@ -52,15 +54,12 @@ __all__ = [
     "resolve_env",
 ]
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
-ERROR_KINDS = (
-    "RateLimited", "Overloaded", "ServerError", "Timeout", "ConnectionFailed",
-    "AuthenticationFailed", "PermissionDenied", "ModelNotFound", "InvalidResponse",
-    "StreamInterrupted", "ContextWindowExceeded", "ContentFiltered", "BadRequest",
-)  # fmt: skip
+#: The error kinds a route's ``actions`` may name: every kind of provider failure.
+ERROR_KINDS = tuple(kind.__name__ for kind in ProviderError.__subclasses__())
 
 
 def parse_duration(value: Any) -> float:
@@ -269,8 +268,11 @@ class FallbackConfig(_Model):
     python: str | None = Field(None, description="'module:function' called when all fail")
     runbook: str | None = None
     defer: bool = False
+    on_replay: str | None = Field(
+        None, description="'module:function' called with (record, response) after a "
+        "deferred request of this route was answered by a replay")
 
-    @field_validator("python")
+    @field_validator("python", "on_replay")
     @classmethod
     def _module_colon_function(cls, value: str | None) -> str | None:
         if value is not None and not re.fullmatch(r"[\w.]+:[\w.]+", value):
@@ -303,7 +305,8 @@ class WebhookConfig(_Model):
     url: str
     events: list[str] = Field(
         default_factory=lambda: [
-            "breaker_opened", "all_providers_failed", "deferred", "config_rejected",
+            "breaker_opened", "all_providers_failed", "deferred", "defer_failed",
+            "config_rejected",
         ]
     )  # fmt: skip
     min_interval: Duration = 60.0
@@ -339,13 +342,19 @@ class TelemetryConfig(_Model):
 
 
 class DeferredConfig(_Model):
+    """The deferred-request store. A relative ``path`` is relative to the config file's
+    folder (to the working directory for a config built in code)."""
+
     path: str = ".failover/deferred.sqlite"
+    #: How long a write waits for another process's lock before it fails (typed).
+    lock_timeout: Duration = 5.0
+    #: Answered rows are kept this long (``failover deferred show``), then pruned.
+    keep_answers: Duration = 7 * 86400.0
+    #: A replayer's claim on a row; a replayer that died frees its rows after this.
+    replay_lease: Duration = 300.0
 
 
-EVENT_TYPES = (
-    "attempt_failed", "failover", "breaker_opened", "breaker_half_open", "breaker_closed",
-    "all_providers_failed", "deferred", "config_reloaded", "config_rejected",
-)  # fmt: skip
+EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 
 
 class Config(_Model):
@@ -360,6 +369,20 @@ class Config(_Model):
     deferred: DeferredConfig = DeferredConfig()
     telemetry: TelemetryConfig = TelemetryConfig()
     watch: bool = False
+    #: The folder of the file it was loaded from: where relative paths start.
+    _folder: Path | None = PrivateAttr(default=None)
+
+    @property
+    def folder(self) -> Path | None:
+        """The folder of the config file this was loaded from (None if built in code)."""
+        return self._folder
+
+    def deferred_path(self) -> Path:
+        """The deferred store's file: ``deferred.path``, relative to `folder` if set."""
+        path = Path(self.deferred.path).expanduser()
+        if path.is_absolute() or self._folder is None:
+            return path
+        return self._folder / path
 
     @model_validator(mode="after")
     def _chains_name_providers(self) -> Config:
@@ -507,4 +530,6 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     if not isinstance(data, Mapping):
         raise ConfigError("the top level must be a mapping with 'providers' and 'routes'",
                           source=source)
-    return Config.from_mapping(data, source=source)
+    config = Config.from_mapping(data, source=source)
+    config._folder = file.resolve().parent
+    return config

@@ -21,7 +21,8 @@ one kind below, so ``except failover.Overloaded`` means the same for every provi
     │   └── BadRequest              any other 400/422: the request itself is wrong
     ├── AllProvidersFailed          every provider of the route failed  (attempts)
     ├── DeadlineExceeded            the request's deadline ran out       (attempts)
-    └── Deferred                    kept durably for replay              (ticket)
+    ├── Deferred                    kept durably for replay              (ticket)
+    └── DeferFailed                 the store refused it: NOT kept       (attempts)
 
 Messages never contain a secret: adapters build them from status, code and the
 provider's error text, and `redact` scrubs anything that looks like a key.
@@ -46,6 +47,7 @@ __all__ = [
     "ContentFiltered",
     "ContextWindowExceeded",
     "DeadlineExceeded",
+    "DeferFailed",
     "Deferred",
     "FailoverError",
     "InvalidResponse",
@@ -254,6 +256,26 @@ class DeadlineExceeded(FailoverError):
         self.attempts = list(attempts)
         body = _attempt_lines(self.attempts) or "  (no attempt finished)"
         super().__init__(f"deadline of {deadline_s:g}s exceeded for route {route!r}:\n{body}")
+
+
+class DeferFailed(FailoverError):
+    """The route defers, but the store could not take the request: it was NOT stored.
+
+    The caller still holds the request (``attempts`` says why every provider failed,
+    ``reason`` why the store refused: full disk, unwritable path, a lock held too long).
+    """
+
+    def __init__(
+        self, route: str, path: str, reason: str, attempts: Sequence[Attempt] = ()
+    ) -> None:
+        self.route = route
+        self.path = path
+        self.reason = reason
+        self.attempts = list(attempts)
+        super().__init__(
+            f"request could NOT be deferred (route {route!r}): {reason}; "
+            f"it was not stored, the caller still holds it"
+        )
 
 
 class Deferred(FailoverError):

@@ -26,6 +26,7 @@ EventType = Literal[
     "breaker_closed",
     "all_providers_failed",
     "deferred",
+    "defer_failed",
     "config_reloaded",
     "config_rejected",
 ]
@@ -42,6 +43,7 @@ _LEVELS: dict[str, int] = {
     "breaker_closed": logging.INFO,
     "all_providers_failed": logging.ERROR,
     "deferred": logging.ERROR,
+    "defer_failed": logging.CRITICAL,
     "config_reloaded": logging.INFO,
     "config_rejected": logging.ERROR,
 }

@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import importlib
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -20,7 +21,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ._errors import ConfigError
 from ._models import (
@@ -28,14 +29,15 @@ from ._models import (
     JsonSchema,
     Message,
     Request,
+    Response,
     TextPart,
     ToolCall,
     ToolChoice,
     ToolSpec,
 )
 
-__all__ = ["DeferredRecord", "DeferredStore", "load_callable", "request_from_json",
-           "request_to_json"]
+__all__ = ["DeferredAnswer", "DeferredRecord", "DeferredState", "DeferredStore", "StoreError",
+           "load_callable", "request_from_json", "request_to_json"]
 
 
 def load_callable(ref: str, where: str) -> Callable[..., Any]:
@@ -147,6 +149,39 @@ def request_from_json(text: str) -> Request:
 # --- the store -------------------------------------------------------------------------
 
 
+class StoreError(Exception):
+    """The deferred store cannot be opened, read or written; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeferredAnswer:
+    """What a replay of a deferred request got back, kept for the people who wait on it."""
+
+    text: str
+    provider: str
+    model: str
+    finish_reason: str
+    input_tokens: int
+    output_tokens: int
+    tool_calls: tuple[dict[str, Any], ...]
+    answered_at: float
+
+    @classmethod
+    def of(cls, response: Response, when: float) -> DeferredAnswer:
+        return cls(text=response.text, provider=response.provider, model=response.model,
+                   finish_reason=response.finish_reason,
+                   input_tokens=response.usage.input_tokens,
+                   output_tokens=response.usage.output_tokens,
+                   tool_calls=tuple(dataclasses.asdict(c) for c in response.tool_calls),
+                   answered_at=when)
+
+
+#: A row is ``pending`` until a replayer claims it (``replaying``, under a lease that
+#: expires if the replayer dies), then ``answered`` (kept for ``keep_answers``) or back
+#: to ``pending`` after a failed replay.
+DeferredState = Literal["pending", "replaying", "answered"]
+
+
 @dataclass(frozen=True, slots=True)
 class DeferredRecord:
     ticket: str
@@ -155,39 +190,102 @@ class DeferredRecord:
     reason: str
     request: Request
     replays: int = 0
+    state: DeferredState = "pending"
+    answer: DeferredAnswer | None = None
 
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS deferred (
-    ticket     TEXT PRIMARY KEY,
-    route      TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    reason     TEXT NOT NULL,
-    request    TEXT NOT NULL,
-    replays    INTEGER NOT NULL DEFAULT 0
+    ticket        TEXT PRIMARY KEY,
+    route         TEXT NOT NULL,
+    created_at    REAL NOT NULL,
+    reason        TEXT NOT NULL,
+    request       TEXT NOT NULL,
+    replays       INTEGER NOT NULL DEFAULT 0,
+    state         TEXT NOT NULL DEFAULT 'pending',
+    claimed_by    TEXT,
+    claimed_until REAL,
+    answer        TEXT,
+    answered_at   REAL
 )
 """
+#: Columns added since the first version, for stores written by it.
+_ADDED_COLUMNS = {
+    "state": "TEXT NOT NULL DEFAULT 'pending'", "claimed_by": "TEXT",
+    "claimed_until": "REAL", "answer": "TEXT", "answered_at": "REAL",
+}
+_COLUMNS = "ticket, route, created_at, reason, request, replays, state, answer"
 
 
 class DeferredStore:
-    """Deferred requests in a SQLite file; every write is committed before returning."""
+    """Deferred requests in a SQLite file (owner-only), every write committed before it
+    returns. Every failure is a `StoreError` with a sentence, never a raw sqlite error."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(
+        self, path: str | Path, *, lock_timeout: float = 5.0,
+        keep_answers: float = 7 * 86400.0, replay_lease: float = 300.0,
+    ) -> None:
         self.path = Path(path)
+        self.lock_timeout = lock_timeout
+        self.keep_answers = keep_answers
+        self.replay_lease = replay_lease
         self._lock = threading.Lock()
+        self._ready = False
+
+    def _create(self) -> None:
+        if not self.path.parent.exists():
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Created owner-only before SQLite opens it: it holds whole prompts. SQLite gives
+        # its -wal and -shm files the same permissions.
+        os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
+        if self.path.stat().st_mode & 0o077:
+            self.path.chmod(0o600)
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=10)
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute(_SCHEMA)
+            if not self._ready:
+                self._create()
+            conn = sqlite3.connect(self.path, timeout=self.lock_timeout,
+                                   isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(self._why(exc)) from None
+        try:
+            if not self._ready:
+                self._prepare(conn)
+            conn.execute("BEGIN IMMEDIATE")
             yield conn
-            conn.commit()
+            conn.execute("COMMIT")
+        except (OSError, sqlite3.Error) as exc:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise StoreError(self._why(exc)) from None
         finally:
             conn.close()
+
+    def _prepare(self, conn: sqlite3.Connection) -> None:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute(_SCHEMA)
+        have = {row[1] for row in conn.execute("PRAGMA table_info(deferred)")}
+        for column, kind in _ADDED_COLUMNS.items():
+            if column not in have:
+                conn.execute(f"ALTER TABLE deferred ADD COLUMN {column} {kind}")
+        self._ready = True
+
+    def _why(self, exc: BaseException) -> str:
+        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+            detail = f"locked by another process for more than {self.lock_timeout:g}s"
+        elif isinstance(exc, OSError):
+            detail = exc.strerror or type(exc).__name__
+        else:
+            detail = str(exc) or type(exc).__name__
+        return f"deferred store {self.path}: {detail}"
+
+    def check(self) -> None:
+        """Open (creating it if needed) and write the store now; `StoreError` if not."""
+        with self._lock, self._connect() as conn:
+            conn.execute("DELETE FROM deferred WHERE 0")
 
     def add(self, request: Request, reason: str) -> str:
         ticket = uuid.uuid4().hex
@@ -199,27 +297,69 @@ class DeferredStore:
             )
         return ticket
 
-    def list(self) -> list[DeferredRecord]:
+    def list(self, state: DeferredState | None = None) -> list[DeferredRecord]:
+        """Every row, oldest first (only ``state``'s, if given). No file: no rows."""
         if not self.path.exists():
             return []
+        where, args = ("WHERE state = ?", (state,)) if state else ("", ())
         with self._lock, self._connect() as conn:
             rows = conn.execute(
-                "SELECT ticket, route, created_at, reason, request, replays FROM deferred "
-                "ORDER BY created_at"
+                f"SELECT {_COLUMNS} FROM deferred {where} ORDER BY created_at", args
             ).fetchall()
-        return [
-            DeferredRecord(ticket=r[0], route=r[1], created_at=r[2], reason=r[3],
-                           request=request_from_json(r[4]), replays=r[5])
-            for r in rows
-        ]
+        return [_record(row) for row in rows]
+
+    def get(self, ticket: str) -> DeferredRecord | None:
+        if not self.path.exists():
+            return None
+        with self._lock, self._connect() as conn:
+            row = conn.execute(f"SELECT {_COLUMNS} FROM deferred WHERE ticket = ?",
+                               (ticket,)).fetchone()
+        return _record(row) if row else None
+
+    def claim(self, ticket: str, owner: str) -> DeferredRecord | None:
+        """Take ``ticket`` for replay, atomically; None if another replayer has it (or it
+        is answered). A claim whose replayer died is free again after ``replay_lease``."""
+        now = time.time()
+        with self._lock, self._connect() as conn:
+            taken = conn.execute(
+                "UPDATE deferred SET state = 'replaying', claimed_by = ?, claimed_until = ? "
+                "WHERE ticket = ? AND (state = 'pending' OR "
+                "(state = 'replaying' AND claimed_until < ?))",
+                (owner, now + self.replay_lease, ticket, now),
+            ).rowcount
+            row = conn.execute(f"SELECT {_COLUMNS} FROM deferred WHERE ticket = ?",
+                               (ticket,)).fetchone() if taken else None
+        return _record(row) if row else None
+
+    def answered(self, ticket: str, answer: DeferredAnswer) -> None:
+        with self._lock, self._connect() as conn:
+            conn.execute(
+                "UPDATE deferred SET state = 'answered', answer = ?, answered_at = ?, "
+                "claimed_by = NULL, claimed_until = NULL WHERE ticket = ?",
+                (json.dumps(dataclasses.asdict(answer)), answer.answered_at, ticket),
+            )
+            conn.execute("DELETE FROM deferred WHERE state = 'answered' AND answered_at < ?",
+                         (answer.answered_at - self.keep_answers,))
+
+    def release(self, ticket: str, reason: str) -> None:
+        """A replay that failed: the row is pending again, for a later replay."""
+        with self._lock, self._connect() as conn:
+            conn.execute(
+                "UPDATE deferred SET state = 'pending', replays = replays + 1, reason = ?, "
+                "claimed_by = NULL, claimed_until = NULL WHERE ticket = ?",
+                (reason[:2000], ticket),
+            )
 
     def remove(self, ticket: str) -> None:
         with self._lock, self._connect() as conn:
             conn.execute("DELETE FROM deferred WHERE ticket = ?", (ticket,))
 
-    def note_replay_failed(self, ticket: str, reason: str) -> None:
-        with self._lock, self._connect() as conn:
-            conn.execute(
-                "UPDATE deferred SET replays = replays + 1, reason = ? WHERE ticket = ?",
-                (reason[:2000], ticket),
-            )
+
+def _record(row: tuple[Any, ...]) -> DeferredRecord:
+    answer = json.loads(row[7]) if row[7] else None
+    return DeferredRecord(
+        ticket=row[0], route=row[1], created_at=row[2], reason=row[3],
+        request=request_from_json(row[4]), replays=row[5], state=row[6],
+        answer=DeferredAnswer(**{**answer, "tool_calls": tuple(answer["tool_calls"])})
+        if answer else None,
+    )

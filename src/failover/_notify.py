@@ -52,6 +52,7 @@ _ICONS = {
     "breaker_opened": ":warning:",
     "all_providers_failed": ":rotating_light:",
     "deferred": ":rotating_light:",
+    "defer_failed": ":rotating_light:",
     "config_rejected": ":rotating_light:",
     "attempt_failed": ":small_orange_diamond:",
     "failover": ":twisted_rightwards_arrows:",

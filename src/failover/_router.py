@@ -19,9 +19,11 @@ import contextvars
 import inspect
 import logging
 import os
+import socket
 import sys
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -43,6 +45,7 @@ from ._errors import (
     ConfigError,
     ContextWindowExceeded,
     DeadlineExceeded,
+    DeferFailed,
     Deferred,
     FailoverError,
     ProviderError,
@@ -51,7 +54,14 @@ from ._errors import (
     Timeout,
 )
 from ._events import Event, EventBus, EventType, Subscriber
-from ._fallback import DeferredRecord, DeferredStore, load_callable
+from ._fallback import (
+    DeferredAnswer,
+    DeferredRecord,
+    DeferredState,
+    DeferredStore,
+    StoreError,
+    load_callable,
+)
 from ._health import HealthTracker, ProviderHealth
 from ._instrumentation import (
     Instrumentation,
@@ -142,6 +152,7 @@ class _Route:
     chain: tuple[_Provider, ...]
     fallback: Callable[..., Any] | None
     actions: Mapping[str, str]
+    on_replay: Callable[..., Any] | None = None
     hedged: int = 0
     requests: int = 0
 
@@ -183,19 +194,25 @@ def _build_state(config: Config, clock: Clock, previous: _State | None) -> _Stat
     problems: list[str] = []
     routes: dict[str, _Route] = {}
     for rname, rconf in config.routes.items():
-        fallback = None
-        if rconf.fallback.python:
+        callables = {}
+        for key in ("python", "on_replay"):
+            ref = getattr(rconf.fallback, key)
             try:
-                fallback = load_callable(rconf.fallback.python, f"routes.{rname}.fallback.python")
+                callables[key] = load_callable(ref, f"routes.{rname}.fallback.{key}") if ref \
+                    else None
             except ConfigError as exc:
                 problems.extend(exc.problems)
         routes[rname] = _Route(
             name=rname, config=rconf, chain=tuple(providers[p] for p in rconf.chain),
-            fallback=fallback, actions=dict(rconf.actions),
+            fallback=callables.get("python"), actions=dict(rconf.actions),
+            on_replay=callables.get("on_replay"),
         )
     if problems:
         raise ConfigError(problems)
-    return _State(config, providers, routes, DeferredStore(config.deferred.path))
+    store = config.deferred
+    return _State(config, providers, routes, DeferredStore(
+        config.deferred_path(), lock_timeout=store.lock_timeout,
+        keep_answers=store.keep_answers, replay_lease=store.replay_lease))
 
 
 # --- one request ---------------------------------------------------------------------------
@@ -483,6 +500,7 @@ class Router:
         for problem in env_problems(config):
             # Not fatal: that provider fails like a revoked key until the variable is set.
             logger.warning("config: %s", problem)
+        self._check_store()
         self._watcher: threading.Thread | None = None
         self._stop = threading.Event()
         self._reload_lock = threading.Lock()
@@ -1051,14 +1069,48 @@ class Router:
         response.latency_s = self._clock() - call.started
         return response
 
+    def _check_store(self) -> None:
+        """A route that defers needs a store it can write: find out now, not when the
+        first outage needs it (and tell people: requests would be lost then)."""
+        if not any(r.config.fallback.defer for r in self._state.routes.values()):
+            return
+        try:
+            self._state.deferred.check()
+        except StoreError as exc:
+            logger.error("%s: requests that need deferring will raise DeferFailed", exc)
+            self._emit("defer_failed", None, None, str(exc))
+
+    def _store(self, call: _Call, failure: FailoverError) -> str | StoreError:
+        """Write the request to the store: its ticket, or why the store refused it."""
+        try:
+            return self._state.deferred.add(call.request, str(failure))
+        except StoreError as exc:
+            return exc
+
+    def _deferred(self, call: _Call, failure: FailoverError, stored: str | StoreError) -> None:
+        path = str(self._state.deferred.path)
+        if isinstance(stored, StoreError):
+            self._emit("defer_failed", call.route, None, str(stored))
+            raise DeferFailed(call.route.name, path, str(stored), call.attempts) from failure
+        self._emit("deferred", call.route, None, f"ticket {stored} in {path}")
+        raise Deferred(stored, call.route.name, path, call.attempts) from failure
+
     def _defer_or_raise(
         self, call: _Call, failure: FailoverError, cause: BaseException | None = None
     ) -> Response:
         if call.route.config.fallback.defer:
-            store = self._state.deferred
-            ticket = store.add(call.request, str(failure))
-            self._emit("deferred", call.route, None, f"ticket {ticket} in {store.path}")
-            raise Deferred(ticket, call.route.name, str(store.path), call.attempts) from failure
+            self._deferred(call, failure, self._store(call, failure))
+        if cause is not None:
+            raise failure from cause
+        raise failure
+
+    async def _adefer_or_raise(
+        self, call: _Call, failure: FailoverError, cause: BaseException | None = None
+    ) -> Response:
+        if call.route.config.fallback.defer:
+            # Off the event loop: another process may hold the store's lock for a while.
+            stored = await asyncio.to_thread(self._store, call, failure)
+            self._deferred(call, failure, stored)
         if cause is not None:
             raise failure from cause
         raise failure
@@ -1092,51 +1144,72 @@ class Router:
                 return self._fallback_response(call, result)
             except Exception as exc:
                 logger.exception("fallback of route %s failed", call.route.name)
-                return self._defer_or_raise(call, failure, exc)
-        return self._defer_or_raise(call, failure)
+                return await self._adefer_or_raise(call, failure, exc)
+        return await self._adefer_or_raise(call, failure)
 
     # -- deferred requests -------------------------------------------------------------------
 
-    def list_deferred(self) -> list[DeferredRecord]:
-        """Requests kept by ``defer: true`` routes, oldest first."""
-        return self._state.deferred.list()
+    def list_deferred(self, state: DeferredState | None = None) -> list[DeferredRecord]:
+        """Requests kept by ``defer: true`` routes, oldest first; ``state`` filters
+        (``"pending"``, ``"replaying"``, ``"answered"``: answered rows keep their answer)."""
+        return self._state.deferred.list(state)
+
+    def deferred(self, ticket: str) -> DeferredRecord | None:
+        """One deferred request by its ticket, with its answer once replayed."""
+        return self._state.deferred.get(ticket)
 
     def _replays(
-        self, tickets: Sequence[str] | None
-    ) -> Iterator[tuple[str, _Call | BadRequest]]:
+        self, tickets: Sequence[str] | None, owner: str
+    ) -> Iterator[tuple[DeferredRecord, _Call | BadRequest]]:
+        """Each replayable row, claimed first: another replayer never gets it too."""
         state = self._state
-        for record in state.deferred.list():
-            if tickets is not None and record.ticket not in tickets:
+        for listed in state.deferred.list():
+            if listed.state == "answered" or (tickets is not None
+                                              and listed.ticket not in tickets):
                 continue
+            record = state.deferred.claim(listed.ticket, owner)
+            if record is None:
+                continue  # another replayer has it
             route = state.routes.get(record.route)
             if route is None:
-                gone = BadRequest(f"route {record.route!r} is no longer configured")
-                yield record.ticket, gone
+                yield record, BadRequest(f"route {record.route!r} is no longer configured")
                 continue
-            yield record.ticket, _Call(self, state.config, route, record.request,
-                                       self._clock(), None, None)
+            yield record, _Call(self, state.config, route, record.request,
+                                self._clock(), None, None)
 
     def _replayed(
-        self, ticket: str, result: Response | FailoverError
-    ) -> tuple[str, Response | FailoverError]:
+        self, record: DeferredRecord, result: Response | FailoverError
+    ) -> Any:
+        """Keep the answer (or release the row); returns what ``on_replay`` returned."""
         store = self._state.deferred
-        if isinstance(result, Response):
-            store.remove(ticket)
-        else:
-            store.note_replay_failed(ticket, str(result))
-        return ticket, result
+        if not isinstance(result, Response):
+            store.release(record.ticket, str(result))
+            return None
+        store.answered(record.ticket, DeferredAnswer.of(result, time.time()))
+        route = self._state.routes.get(record.route)
+        if route is None or route.on_replay is None:
+            return None
+        try:
+            return route.on_replay(record, result)
+        except Exception:
+            logger.exception("on_replay of route %s failed for ticket %s", record.route,
+                             record.ticket)
+            return None
 
     def replay_deferred(
         self, tickets: Sequence[str] | None = None
     ) -> list[tuple[str, Response | FailoverError]]:
-        """Send deferred requests again through their route; a success removes the row.
+        """Send deferred requests again through their route, each exactly once.
 
-        A replay that fails again stays in the store (its ``replays`` count grows); it is
-        never deferred a second time under a new ticket.
+        Each row is claimed before it is sent, so concurrent replayers (two processes)
+        never send the same request twice. An answered row keeps its answer
+        (`deferred`, ``failover deferred show``) and goes to the route's ``on_replay``;
+        a replay that fails again is pending again (its ``replays`` count grows), never
+        deferred a second time under a new ticket.
         """
         results = []
         result: Response | FailoverError
-        for ticket, call in self._replays(tickets):
+        for record, call in self._replays(tickets, _replayer_id()):
             if isinstance(call, _Call):
                 try:
                     result = self._run_sync(call, None)
@@ -1144,7 +1217,10 @@ class Router:
                     result = err
             else:
                 result = call
-            results.append(self._replayed(ticket, result))
+            done = self._replayed(record, result)
+            if inspect.isawaitable(done):
+                _run_awaitable(done)
+            results.append((record.ticket, result))
         return results
 
     async def areplay_deferred(
@@ -1152,7 +1228,8 @@ class Router:
     ) -> list[tuple[str, Response | FailoverError]]:
         results = []
         result: Response | FailoverError
-        for ticket, call in self._replays(tickets):
+        replays = await asyncio.to_thread(list, self._replays(tickets, _replayer_id()))
+        for record, call in replays:
             if isinstance(call, _Call):
                 try:
                     result = await self._run_async(call, None)
@@ -1160,7 +1237,10 @@ class Router:
                     result = err
             else:
                 result = call
-            results.append(self._replayed(ticket, result))
+            done = await asyncio.to_thread(self._replayed, record, result)
+            if inspect.isawaitable(done):
+                await done
+            results.append((record.ticket, result))
         return results
 
     def _observe(
@@ -1324,6 +1404,8 @@ class Router:
             old = self._state
             self._state = new_state
             self._setup_notifier(config)
+            if new_state.deferred.path != old.deferred.path:
+                self._check_store()
             kept = set(id(p) for p in new_state.providers.values())
             self._retired.extend(p for p in old.providers.values() if id(p) not in kept)
             changed = sorted(n for n, p in new_state.providers.items()
@@ -1408,6 +1490,10 @@ def _replay_as_stream(response: Response, shown: bool) -> Iterator[StreamEvent]:
     if shown:
         yield Restart(response.provider, "all providers failed; manual fallback answered")
     yield from events_of(response)
+
+
+def _replayer_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def _run_awaitable(awaitable: Any) -> Any:

@@ -64,6 +64,7 @@ def test_replay_sends_them_again_and_removes_the_answered(
         run = cli("deferred", "replay", config_path, "--ticket", second)
     assert run.code == 0
     assert f"{second}: answered by openai (gpt-4o-mini)" in run.out
+    assert "done" in run.out  # the answer itself, not thrown away
     assert fake["openai"].calls == 1
     assert fake["openai"].last_request.messages[-1]["content"] == "summarise B"
     assert "1 of 1 deferred request(s) replayed" in run.out

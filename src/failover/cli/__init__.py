@@ -55,6 +55,7 @@ def _print_config_error(err: BaseException) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
     from failover import ConfigError
+    from failover._fallback import StoreError
 
     parser = build_parser()
     try:
@@ -65,6 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args)
     except ConfigError as err:
         _print_config_error(err)
+        return 1
+    except StoreError as err:  # the deferred store cannot be read or written
+        print(f"error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -23,9 +23,18 @@ _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-[^}]*)?\}")
 
 
 def load(path: str) -> Config:
-    """The validated config; raises `ConfigError` (printed by ``main``) when it is not."""
+    """The validated config; raises `ConfigError` (printed by ``main``) when it is not.
+
+    The config's folder goes on ``sys.path`` first: a python fallback or ``on_replay``
+    named in it lives in the user's project beside the file, wherever the CLI runs from.
+    """
+    import sys
+
     from failover import Config
 
+    folder = str(Path(path).resolve().parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
     return Config.from_file(path)
 
 

@@ -1,7 +1,9 @@
-"""``failover deferred list|replay CONFIG``: the requests kept when every provider failed."""
+"""``failover deferred list|show|replay CONFIG``: the requests kept when every provider
+failed, and the answers their replays got."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -16,7 +18,7 @@ if TYPE_CHECKING:
     from failover import Router
     from failover._fallback import DeferredRecord
 
-__all__ = ["add_parser", "run_list", "run_replay"]
+__all__ = ["add_parser", "run_list", "run_replay", "run_show"]
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -25,13 +27,20 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="list or replay the requests kept for replay (fallback: defer)",
         description="Requests that no provider could serve on a route with "
         "`fallback: {defer: true}` are stored durably; list them, or replay them through "
-        "the router (a request that succeeds is removed from the store).",
+        "the router, each exactly once (a replayed request keeps its answer for "
+        "`deferred.keep_answers`: see `deferred show TICKET`).",
     )
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     lst = actions.add_parser("list", help="list the deferred requests")
     lst.add_argument("config", metavar="CONFIG")
-    lst.add_argument("--json", action="store_true", help="machine-readable output")
+    lst.add_argument("--json", action="store_true",
+                     help="machine-readable output (answered requests included)")
     lst.set_defaults(func=run_list)
+    show = actions.add_parser("show", help="one deferred request, with its answer if replayed")
+    show.add_argument("ticket", metavar="TICKET")
+    show.add_argument("config", metavar="CONFIG")
+    show.add_argument("--json", action="store_true", help="machine-readable output")
+    show.set_defaults(func=run_show)
     rep = actions.add_parser("replay", help="send the deferred requests again")
     rep.add_argument("config", metavar="CONFIG")
     rep.add_argument("--ticket", action="append", metavar="T",
@@ -49,18 +58,21 @@ def _fmt_age(seconds: float | None) -> str:
     return f"{seconds:.0f} s"
 
 
+def _entry(record: DeferredRecord) -> dict[str, Any]:
+    return {
+        "ticket": record.ticket,
+        "route": record.route,
+        "state": record.state,
+        "age_s": max(time.time() - record.created_at, 0.0),
+        "reason": record.reason,
+        "attempts": record.replays,
+        "answer": dataclasses.asdict(record.answer) if record.answer else None,
+    }
+
+
 def _entries(records: list[DeferredRecord]) -> list[dict[str, Any]]:
-    now = time.time()
-    return [
-        {
-            "ticket": r.ticket,
-            "route": r.route,
-            "age_s": max(now - r.created_at, 0.0),
-            "reason": r.reason,
-            "attempts": r.replays,
-        }
-        for r in records
-    ]
+    """The requests still waiting for an answer (pending, or claimed by a replayer)."""
+    return [_entry(r) for r in records if r.state != "answered"]
 
 
 def _summary(reason: str) -> str:
@@ -85,11 +97,14 @@ def run_list(args: argparse.Namespace) -> int:
     style = Style()
     router = _router(args.config)
     try:
-        entries = _entries(list(router.list_deferred()))
+        records = list(router.list_deferred())
     finally:
         router.close()
+    entries = _entries(records)
     if args.json:
-        print(json.dumps({"config": args.config, "deferred": entries}, indent=2, default=str))
+        answered = [_entry(r) for r in records if r.state == "answered"]
+        print(json.dumps({"config": args.config, "store": str(router.config.deferred_path()),
+                          "deferred": entries, "answered": answered}, indent=2, default=str))
         return 0
     if not entries:
         print(f"{style.ok_mark} no deferred requests")
@@ -101,6 +116,36 @@ def run_list(args: argparse.Namespace) -> int:
     print()
     print(f"{len(entries)} deferred request(s); replay them with "
           f"`failover deferred replay {args.config}`")
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    router = _router(args.config)
+    try:
+        record = router.deferred(args.ticket)
+    finally:
+        router.close()
+    if record is None:
+        print(f"error: no deferred request with ticket {args.ticket} in "
+              f"{router.config.deferred_path()}", file=sys.stderr)
+        return 1
+    entry = _entry(record)
+    if args.json:
+        entry["messages"] = [{"role": m.role, "content": m.text} for m in record.request.messages]
+        print(json.dumps(entry, indent=2, default=str))
+        return 0
+    print(f"ticket   {record.ticket}")
+    print(f"route    {record.route}")
+    print(f"state    {record.state} (replayed {record.replays} time(s) before)")
+    print(f"deferred {_fmt_age(entry['age_s'])} ago: {_summary(record.reason)}")
+    prompt = record.request.messages[-1].text if record.request.messages else ""
+    print(f"prompt   {prompt[:200]}")
+    answer = record.answer
+    if answer is not None:
+        print(f"answered by {answer.provider} ({answer.model}), "
+              f"{_fmt_age(time.time() - answer.answered_at)} ago, "
+              f"{answer.input_tokens} + {answer.output_tokens} tokens:")
+        print(answer.text)
     return 0
 
 
@@ -131,19 +176,22 @@ def run_replay(args: argparse.Namespace) -> int:
         if isinstance(outcome, Response):
             replayed.append({"ticket": ticket, "ok": True, "provider": outcome.provider,
                              "model": outcome.model, "latency_s": outcome.latency_s,
-                             "error": None})
+                             "text": outcome.text, "error": None})
         else:
             message = _summary(str(outcome))
             replayed.append({"ticket": ticket, "ok": False, "provider": None, "model": None,
-                             "latency_s": None, "error": message})
+                             "latency_s": None, "text": None, "error": message})
     failed = [r for r in replayed if not r["ok"]]
     if args.json:
         print(json.dumps({"config": args.config, "replayed": replayed}, indent=2))
         return 1 if failed else 0
     for r in replayed:
         if r["ok"]:
+            text = " ".join(str(r["text"]).split())
             print(f"  {style.ok_mark} {r['ticket']}: answered by {r['provider']} "
-                  f"({r['model']}) in {fmt_ms(r['latency_s'])}; removed from the store")
+                  f"({r['model']}) in {fmt_ms(r['latency_s'])}; the answer is kept "
+                  f"(`failover deferred show {r['ticket']} {args.config}`):")
+            print(f"      {text[:200]}{'…' if len(text) > 200 else ''}")
         else:
             print(f"  {style.fail_mark} {r['ticket']}: {r['error']}; kept for a later replay")
     print()

@@ -718,11 +718,10 @@ def run(args: argparse.Namespace) -> int:
         label = args.config
         builtin = False
         latencies = None
-        # A Python fallback named in the config lives in the user's project.
-        config_dir = str(Path(args.config).resolve().parent)
-        for entry in (config_dir, str(Path.cwd())):
-            if entry not in sys.path:
-                sys.path.insert(0, entry)
+        # A Python fallback may also live in the project the drill is run from (`load`
+        # put the config's own folder first).
+        if str(Path.cwd()) not in sys.path:
+            sys.path.insert(1, str(Path.cwd()))
     else:
         from ._builtin import builtin_config
 
