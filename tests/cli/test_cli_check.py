@@ -68,7 +68,7 @@ def test_warnings_name_plain_text_keys_and_unset_variables(
     run = cli("check", str(write_config(data)))
     assert run.code == 0
     assert "providers.claude: API key written in plain text" in run.out
-    assert "providers.openai: environment variable OPENAI_API_KEY is not set" in run.out
+    assert "providers.openai.api_key: environment variable OPENAI_API_KEY is not set" in run.out
     assert "providers.spare: not used by any route" in run.out
     assert "sk-ant-written-in-the-file" not in run.out
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from typing import TYPE_CHECKING
 
-from ._common import describe_fallback, env_refs, load, plaintext_key
+from failover import ConfigError
+from failover._config import env_problems
+
+from ._common import describe_fallback, load, plaintext_key
 from ._output import Style, fmt_duration, fmt_ms, table
 
 if TYPE_CHECKING:
@@ -44,13 +46,35 @@ def warnings_for(config: Config) -> list[str]:
         if plaintext_key(provider):
             out.append(f"providers.{name}: API key written in plain text; "
                        f"read it from the environment with ${{VAR}}")
-        for var in env_refs(provider):
-            if var not in os.environ:
-                out.append(f"providers.{name}: environment variable {var} is not set here "
-                           f"(needed when {name} is first used)")
+    out.extend(f"{problem} here (that provider fails over like a revoked key until it is)"
+               if problem.startswith("providers.") else f"{problem} here"
+               for problem in env_problems(config))
     used = {p for route in config.routes.values() for p in route.chain}
     out.extend(f"providers.{name}: not used by any route" for name in config.providers
                if name not in used)
+    return out
+
+
+def errors_for(config: Config) -> list[str]:
+    """What would stop the config from running as written: a python fallback or
+    ``on_replay`` that cannot be imported, a deferred store that cannot be written."""
+    from failover._fallback import DeferredStore, StoreError, load_callable
+
+    out: list[str] = []
+    for name, route in config.routes.items():
+        for key in ("python", "on_replay"):
+            ref = getattr(route.fallback, key)
+            if ref:
+                try:
+                    load_callable(ref, f"routes.{name}.fallback.{key}")
+                except ConfigError as exc:
+                    out.extend(exc.problems)
+    if any(route.fallback.defer for route in config.routes.values()):
+        try:
+            DeferredStore(config.deferred_path(),
+                          lock_timeout=config.deferred.lock_timeout).check()
+        except StoreError as exc:
+            out.append(f"deferred.path: {exc}; deferring requests would fail")
     return out
 
 
@@ -110,6 +134,16 @@ def run(args: argparse.Namespace) -> int:
     style = Style()
     config = load(args.config)
     warnings = warnings_for(config)
+    errors = errors_for(config)
+    if errors:
+        if args.json:
+            print(json.dumps({"valid": False, "config": args.config, "errors": errors,
+                              "warnings": warnings}, indent=2))
+        else:
+            print(style.red("error:") + f" {args.config} cannot run as written:")
+            for e in errors:
+                print(f"  {e}")
+        return 1
     if not args.probe:
         if args.json:
             print(json.dumps({"valid": True, "config": args.config,
