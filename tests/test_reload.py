@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+import yaml
 
 import failover
 from failover.testing import FakeClock, FakeProviders
+
+if TYPE_CHECKING:
+    from conftest import Loopback
 
 CONFIG = """
 providers:
@@ -166,3 +173,109 @@ def test_watch_reloads_when_the_file_changes(path: Path) -> None:
             path.write_text("providers: [")
             assert rejected.wait(10), "a bad file was not reported"
             assert router.complete("hi").provider == "claude"
+
+
+# --- no leaks, no half-files -----------------------------------------------------------------
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def loopback_config(loopback: Loopback, timeout: str) -> failover.Config:
+    providers = loopback.providers()
+    providers["openai"]["timeout"] = timeout  # a changed setting: a new provider
+    return failover.Config.from_mapping({
+        "providers": providers, "routes": {"default": {"chain": ["openai", "claude"]}},
+    })
+
+
+def test_200_reloads_that_change_a_provider_leak_no_connections(loopback: Loopback) -> None:
+    router = failover.Router(loopback_config(loopback, "30s"))
+    router.complete("hi")
+    asyncio.run(router.acomplete("hi"))
+    baseline = open_fds()
+    for i in range(200):
+        router.reload(loopback_config(loopback, f"{31 + i}s"))
+        assert router.complete("hi").provider == "openai"
+    assert open_fds() <= baseline + 4
+    router.close()
+    assert open_fds() <= baseline - 1  # the live pools are gone too
+
+
+def test_close_closes_async_pools_as_well(loopback: Loopback) -> None:
+    before = open_fds()
+    router = failover.Router(loopback_config(loopback, "30s"))
+
+    async def many() -> None:
+        await asyncio.gather(*(router.acomplete("hi") for _ in range(20)))
+
+    asyncio.run(many())
+    assert open_fds() > before
+    router.close()
+    assert open_fds() <= before + 1
+
+
+def test_a_provider_in_use_is_closed_only_after_its_request(
+    clock: FakeClock, fake: FakeProviders
+) -> None:
+    fake["openai"].answer("first")
+    config = failover.Config.from_mapping({
+        "providers": {"openai": {"type": "openai", "model": "gpt-4o-mini",
+                                 "api_key": "sk-test-0123456789"}},
+        "routes": {"default": {"chain": ["openai"]}},
+    })
+    router = failover.Router(config, clock=clock)
+    events = router.stream("hi")
+    first = next(iter(events))  # a request is in flight on the old provider
+    old = router._state.providers["openai"]
+    router.reload(failover.Config.from_mapping({
+        **config.model_dump(mode="json"),
+        "providers": {"openai": {"type": "openai", "model": "gpt-4o",
+                                 "api_key": "sk-test-0123456789"}},
+    }))
+    assert old.adapter._sync_clients != {}  # not closed under the request
+    rest = list(events)
+    assert first.type == "text" and rest[-1].type == "completed"
+    assert old.adapter._sync_clients == {}  # closed once its request finished
+    router.close()
+
+
+def test_a_watched_file_written_slowly_is_never_loaded_half_written(tmp_path: Path) -> None:
+    path = tmp_path / "failover.yaml"
+
+    def config(prefix: str) -> str:
+        routes = {f"{prefix}{i}": {"chain": ["openai"]} for i in range(13)}
+        return yaml.safe_dump({
+            "providers": {"openai": {"type": "openai", "model": "gpt-4o-mini",
+                                     "api_key": "none", "base_url": "http://openai.test/v1"}},
+            "routes": {"default": {"chain": ["openai"]}, **routes},
+            "watch": True,
+        })
+
+    whole = config("later")
+    path.write_text(config("first"))
+    loaded: list[int] = []
+    with failover.Router.from_file(path) as router:
+        router.subscribe(lambda e: loaded.append(len(router.config.routes))
+                         if e.type == "config_reloaded" else None)
+        for _ in range(2):
+            with path.open("w") as out:  # truncated, then written a few lines at a time
+                for line in whole.splitlines(keepends=True):
+                    out.write(line)
+                    out.flush()
+                    time.sleep(0.03)
+            time.sleep(1.8)
+    assert loaded and set(loaded) == {14}
+
+
+def test_watch_turned_on_and_off_by_a_reload(path: Path) -> None:
+    with failover.Router.from_file(path) as router:
+        assert router._watcher is None
+        write(path, "openai, claude", extra="watch: true")
+        router.reload()
+        assert router._watcher is not None and router._watcher.is_alive()
+        write(path, "openai, claude", extra="watch: false")
+        router.reload()
+        router._watcher.join(2)
+        assert not router._watcher.is_alive()

@@ -159,10 +159,44 @@ class _Route:
 
 @dataclass
 class _State:
+    """One config's live state. Requests count themselves in and out, so providers a
+    reload retired are closed once the last request that uses them has finished."""
+
     config: Config
     providers: dict[str, _Provider]
     routes: dict[str, _Route]
     deferred: DeferredStore
+    inflight: int = 0
+    #: Set by a reload: the providers to close when ``inflight`` reaches zero.
+    retiring: tuple[_Provider, ...] | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def enter(self) -> None:
+        with self.lock:
+            self.inflight += 1
+
+    def leave(self) -> None:
+        with self.lock:
+            self.inflight -= 1
+            if self.inflight or not self.retiring:
+                return
+            closing, self.retiring = self.retiring, ()
+        _close_providers(closing)
+
+    def retire(self, providers: Sequence[_Provider]) -> None:
+        """This state was replaced: close ``providers`` now, or when its requests end."""
+        with self.lock:
+            if self.inflight:
+                self.retiring = tuple(providers)
+                return
+            self.retiring = ()
+        _close_providers(providers)
+
+
+def _close_providers(providers: Sequence[_Provider]) -> None:
+    for provider in providers:
+        if provider.built:
+            provider.adapter.close()
 
 
 def _provider_state_key(config: Config, name: str) -> Any:
@@ -223,7 +257,7 @@ class _Call:
     """The bookkeeping and decisions of one request; no I/O."""
 
     router: Router
-    config: Config
+    state: _State
     route: _Route
     request: Request
     started: float
@@ -333,7 +367,7 @@ class _Call:
             floor = known if known is not None else self.request.estimated_input_tokens()
             self.window_floor = max(self.window_floor or 0, floor)
         decision = decide(
-            err, attempt=tries, retry=self.config.retry_for(self.route.name, provider.name),
+            err, attempt=tries, retry=self.state.config.retry_for(self.route.name, provider.name),
             overrides=self.route.actions, remaining=self.remaining(), budget=provider.budget,
         )
         if decision.action != "retry":
@@ -482,7 +516,7 @@ class Router:
         self._asleep: Callable[[float], Any] = getattr(self._clock, "asleep", asyncio.sleep)
         self._path = Path(path) if path is not None else None
         self._bus = EventBus()
-        self._retired: list[_Provider] = []
+        self._retired: list[_State] = []
         self._state = _build_state(config, self._clock, None)
         self._hooks: tuple[Instrumentation, ...] = (
             *instrumentation, *_telemetry_hooks(config))
@@ -502,11 +536,11 @@ class Router:
             logger.warning("config: %s", problem)
         self._check_store()
         self._watcher: threading.Thread | None = None
+        self._watch_stop = threading.Event()
         self._stop = threading.Event()
         self._reload_lock = threading.Lock()
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
-        if config.watch and self._path is not None:
-            self._start_watching()
+        self._sync_watcher(config)
 
     @classmethod
     def from_file(
@@ -548,8 +582,9 @@ class Router:
         deadline_s = deadline if deadline is not None else route_obj.config.deadline
         now = self._clock()
         route_obj.requests += 1
+        state.enter()
         return _Call(
-            self, state.config, route_obj, request, now, deadline_s,
+            self, state, route_obj, request, now, deadline_s,
             None if deadline_s is None else now + deadline_s,
         )
 
@@ -566,15 +601,18 @@ class Router:
         """Answer ``messages`` through ``route``'s chain (blocking)."""
         call = self._start("complete", messages, route, timeout, deadline,
                            {"system": system, **params})
-        if not self._hooks:
-            return self._complete_sync(call, timeout)
         try:
-            response = self._complete_sync(call, timeout)
-        except BaseException as exc:
-            self._observe(call, None, exc)
-            raise
-        self._observe(call, response, None)
-        return response
+            if not self._hooks:
+                return self._complete_sync(call, timeout)
+            try:
+                response = self._complete_sync(call, timeout)
+            except BaseException as exc:
+                self._observe(call, None, exc)
+                raise
+            self._observe(call, response, None)
+            return response
+        finally:
+            call.state.leave()
 
     def _complete_sync(self, call: _Call, timeout: float | None) -> Response:
         try:
@@ -597,15 +635,18 @@ class Router:
         """Answer ``messages`` through ``route``'s chain."""
         call = self._start("acomplete", messages, route, timeout, deadline,
                            {"system": system, **params})
-        if not self._hooks:
-            return await self._complete_async(call, timeout)
         try:
-            response = await self._complete_async(call, timeout)
-        except BaseException as exc:
-            self._observe(call, None, exc)
-            raise
-        self._observe(call, response, None)
-        return response
+            if not self._hooks:
+                return await self._complete_async(call, timeout)
+            try:
+                response = await self._complete_async(call, timeout)
+            except BaseException as exc:
+                self._observe(call, None, exc)
+                raise
+            self._observe(call, response, None)
+            return response
+        finally:
+            call.state.leave()
 
     async def _complete_async(self, call: _Call, timeout: float | None) -> Response:
         try:
@@ -895,9 +936,17 @@ class Router:
         """Deltas as they come, then `Completed`; see the route's ``stream_interrupt``."""
         call = self._start("stream", messages, route, timeout, deadline,
                            {"system": system, **params})
+        events = self._counted(call, self._stream_sync(call, timeout))
         if not self._hooks:
-            return self._stream_sync(call, timeout)
-        return self._observed_stream(call, self._stream_sync(call, timeout))
+            return events
+        return self._observed_stream(call, events)
+
+    @staticmethod
+    def _counted(call: _Call, events: Iterator[StreamEvent]) -> Iterator[StreamEvent]:
+        try:
+            yield from events
+        finally:
+            call.state.leave()
 
     def _observed_stream(
         self, call: _Call, events: Iterator[StreamEvent]
@@ -988,6 +1037,8 @@ class Router:
             if self._hooks:
                 self._observe(call, None, exc, stream=True)
             raise
+        finally:
+            call.state.leave()
 
     async def _astream(
         self, call: _Call, timeout: float | None
@@ -1174,7 +1225,7 @@ class Router:
             if route is None:
                 yield record, BadRequest(f"route {record.route!r} is no longer configured")
                 continue
-            yield record, _Call(self, state.config, route, record.request,
+            yield record, _Call(self, state, route, record.request,
                                 self._clock(), None, None)
 
     def _replayed(
@@ -1406,44 +1457,64 @@ class Router:
             self._setup_notifier(config)
             if new_state.deferred.path != old.deferred.path:
                 self._check_store()
-            kept = set(id(p) for p in new_state.providers.values())
-            self._retired.extend(p for p in old.providers.values() if id(p) not in kept)
+            kept = {id(p) for p in new_state.providers.values()}
+            self._retired = [s for s in self._retired if s.retiring]
+            self._retired.append(old)
+            old.retire([p for p in old.providers.values() if id(p) not in kept])
+            self._sync_watcher(config)
             changed = sorted(n for n, p in new_state.providers.items()
                              if old.providers.get(n) is not p)
             self._emit("config_reloaded", None, None,
                        f"new or changed providers: {', '.join(changed) or 'none'}")
 
-    def _start_watching(self) -> None:
+    def _sync_watcher(self, config: Config) -> None:
+        """Start the file watcher when ``watch`` is on, stop it when a reload turns it off."""
+        wanted = config.watch and self._path is not None
+        running = self._watcher is not None and self._watcher.is_alive()
+        if wanted and not running:
+            self._watch_stop = threading.Event()
+            self._watcher = threading.Thread(target=self._watch, args=(self._watch_stop,),
+                                             name="failover-watch", daemon=True)
+            self._watcher.start()
+        elif running and not wanted:
+            self._watch_stop.set()
+
+    def _watch(self, stop: threading.Event) -> None:
+        """Reload the file once it has changed and then stayed the same for a while.
+
+        An editor or a deploy tool that truncates the file and writes it in pieces would
+        otherwise be read half-written (a valid YAML file with half the routes); waiting
+        for ``_WATCH_SETTLE_S`` without a change means only a whole file is loaded.
+        """
         assert self._path is not None
         path = self._path
-
-        def mtime() -> float | None:
+        seen = _signature(path)
+        changed_at: float | None = None
+        while not (stop.wait(_WATCH_POLL_S) or self._stop.is_set()):
+            now = _signature(path)
+            if now != seen:
+                seen, changed_at = now, time.monotonic()
+                continue
+            if changed_at is None or time.monotonic() - changed_at < _WATCH_SETTLE_S:
+                continue
+            changed_at = None
+            if now is None:
+                continue  # the file is gone; the config in memory keeps serving
             try:
-                return path.stat().st_mtime_ns / 1e9
-            except OSError:
-                return None
-
-        def watch() -> None:
-            last = mtime()
-            while not self._stop.wait(0.5):
-                now = mtime()
-                if now is None or now == last:
-                    continue
-                last = now
-                try:
-                    self.reload()
-                except ConfigError as exc:
-                    logger.error("config %s rejected, old config keeps serving: %s", path, exc)
-                except Exception:
-                    logger.exception("reloading %s failed", path)
-
-        self._watcher = threading.Thread(target=watch, name="failover-watch", daemon=True)
-        self._watcher.start()
+                self.reload()
+            except ConfigError as exc:
+                logger.error("config %s rejected, old config keeps serving: %s", path, exc)
+            except Exception:
+                logger.exception("reloading %s failed", path)
 
     # -- lifetime ----------------------------------------------------------------------------------
 
     def _all_providers(self) -> list[_Provider]:
-        return list(self._state.providers.values()) + self._retired
+        """The live providers, and those of replaced configs not closed yet."""
+        providers = {id(p): p for p in self._state.providers.values()}
+        for state in self._retired:
+            providers.update((id(p), p) for p in state.retiring or ())
+        return list(providers.values())
 
     def close(self) -> None:
         self._stop.set()
@@ -1490,6 +1561,19 @@ def _replay_as_stream(response: Response, shown: bool) -> Iterator[StreamEvent]:
     if shown:
         yield Restart(response.provider, "all providers failed; manual fallback answered")
     yield from events_of(response)
+
+
+_WATCH_POLL_S = 0.25
+#: How long a changed config file must stay unchanged before it is loaded.
+_WATCH_SETTLE_S = 1.0
+
+
+def _signature(path: Path) -> tuple[int, int] | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_mtime_ns, info.st_size
 
 
 def _replayer_id() -> str:
