@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,13 @@ if TYPE_CHECKING:
     from conftest import Loopback
 
 SRC = str(Path(failover.__file__).resolve().parents[1])
+
+
+@pytest.fixture
+def fake(clock: FakeClock) -> Iterator[FakeProviders]:
+    # These tests are about the real store: the kit must not swap in a throwaway one.
+    with FakeProviders(clock=clock, real_store=True) as kit:
+        yield kit
 
 
 def write(tmp_path: Path, store: str | Path, *, providers: dict[str, Any] | None = None,

@@ -130,7 +130,7 @@ import failover
 from failover.testing import FakeProviders
 
 config = failover.Config.from_mapping(json.loads(sys.argv[1]))
-with FakeProviders() as fake:
+with FakeProviders(real_store=True) as fake:
     fake["openai"].fail(503)
     fake["claude"].fail(529)
     router = failover.Router(config)

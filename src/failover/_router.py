@@ -86,6 +86,7 @@ from ._models import (
 from ._policy import Decision, RetryBudget, decide
 from ._shared import RedisBreakerSync
 from .providers import build_adapter
+from .providers._base import current_override
 from .providers._known import known_context_window
 
 if TYPE_CHECKING:
@@ -209,7 +210,8 @@ def _provider_state_key(config: Config, name: str) -> Any:
     )
 
 
-def _build_state(config: Config, clock: Clock, previous: _State | None) -> _State:
+def _build_state(config: Config, clock: Clock, previous: _State | None,
+                 store_path: Path | None = None) -> _State:
     old = previous.providers if previous else {}
     providers: dict[str, _Provider] = {}
     for name, pconf in config.providers.items():
@@ -245,7 +247,7 @@ def _build_state(config: Config, clock: Clock, previous: _State | None) -> _Stat
         raise ConfigError(problems)
     store = config.deferred
     return _State(config, providers, routes, DeferredStore(
-        config.deferred_path(), lock_timeout=store.lock_timeout,
+        store_path or config.deferred_path(), lock_timeout=store.lock_timeout,
         keep_answers=store.keep_answers, replay_lease=store.replay_lease))
 
 
@@ -510,6 +512,12 @@ class Router:
                 f"Router(config) expects a failover.Config, got {type(config).__name__}; "
                 "use Router.from_file(path) or Config.from_mapping(dict)"
             )
+        # Built under a test kit: its clock (unless one is given) and a throwaway
+        # deferred store, so a test neither waits for real nor writes the real store.
+        kit = current_override()
+        if clock is None:
+            clock = getattr(kit, "clock", None)
+        self._store_path: Path | None = getattr(kit, "deferred_path", None)
         # The builtin itself: the hot path reads the clock several times a request.
         self._clock: Clock = clock if clock is not None else time.monotonic
         self._sleep: Callable[[float], None] = getattr(self._clock, "sleep", time.sleep)
@@ -517,7 +525,7 @@ class Router:
         self._path = Path(path) if path is not None else None
         self._bus = EventBus()
         self._retired: list[_State] = []
-        self._state = _build_state(config, self._clock, None)
+        self._state = _build_state(config, self._clock, None, self._store_path)
         self._hooks: tuple[Instrumentation, ...] = (
             *instrumentation, *_telemetry_hooks(config))
         self._shared: RedisBreakerSync | None = None
@@ -1448,7 +1456,7 @@ class Router:
                 if missing:
                     # Serving on would fail every request of that chain over for nothing.
                     raise ConfigError(missing)
-                new_state = _build_state(config, self._clock, self._state)
+                new_state = _build_state(config, self._clock, self._state, self._store_path)
             except ConfigError as exc:
                 self._emit("config_rejected", None, None, "; ".join(exc.problems)[:500])
                 raise

@@ -28,7 +28,8 @@ def config_path(write_config: ConfigWriter, tmp_path: Path,
 
 def defer(config_path: str, *prompts: str) -> list[str]:
     tickets = []
-    with FakeProviders() as fake, failover.Router.from_file(config_path) as router:
+    with FakeProviders(real_store=True) as fake, \
+            failover.Router.from_file(config_path) as router:
         fake["openai"].fail(503)
         for prompt in prompts:
             with pytest.raises(failover.Deferred) as info:
@@ -59,7 +60,7 @@ def test_replay_sends_them_again_and_removes_the_answered(
     cli: CliRunner, config_path: str
 ) -> None:
     first, second = defer(config_path, "summarise A", "summarise B")
-    with FakeProviders() as fake:
+    with FakeProviders(real_store=True) as fake:
         fake["openai"].answer("done")
         run = cli("deferred", "replay", config_path, "--ticket", second)
     assert run.code == 0
@@ -76,7 +77,7 @@ def test_replay_that_fails_keeps_the_request_and_exits_1(
     cli: CliRunner, config_path: str
 ) -> None:
     [ticket] = defer(config_path, "summarise A")
-    with FakeProviders() as fake:
+    with FakeProviders(real_store=True) as fake:
         fake["openai"].fail(500)
         run = cli("deferred", "replay", config_path, "--json")
     assert run.code == 1

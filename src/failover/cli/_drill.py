@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import importlib.util
 import json
 import sys
 import tempfile
@@ -710,6 +711,10 @@ def _latencies_for_builtin() -> dict[str, float]:
 def run(args: argparse.Namespace) -> int:
     style = Style()
     err_style = Style(sys.stderr)
+    if importlib.util.find_spec("respx") is None:
+        print("error: failover drill injects its faults with the test kit: "
+              "pip install 'failover[testing]'", file=sys.stderr)
+        return 2
     if args.requests < 2:
         print("error: --requests must be at least 2", file=sys.stderr)
         return 2

@@ -91,7 +91,12 @@ __all__ = [
 
 
 class TransportOverride(Protocol):
-    """Receives every request of every provider while installed (the test kit)."""
+    """Receives every request of every provider while installed (the test kit).
+
+    A test kit may also carry ``clock`` (routers built while it is installed use it, so
+    simulated delays and breaker open times take no real time) and ``deferred_path`` (a
+    throwaway store for routes that defer, so a test never writes the real one).
+    """
 
     def handle_request(self, request: httpx2.Request, provider: str) -> httpx2.Response: ...
 
@@ -103,6 +108,9 @@ class TransportOverride(Protocol):
 _override: contextvars.ContextVar[TransportOverride | None] = contextvars.ContextVar(
     "failover_transport_override", default=None
 )
+#: Overrides installed process-wide, innermost last: what a thread that did not inherit
+#: the context variable (``threading.Thread``, an executor, the webhook notifier) sees.
+_process_wide: list[TransportOverride] = []
 
 
 #: Whether the current attempt reached its provider (a response or a transport error
@@ -115,17 +123,28 @@ _reached: contextvars.ContextVar[bool] = contextvars.ContextVar(
 
 
 @contextlib.contextmanager
-def override_transport(hook: TransportOverride) -> Iterator[TransportOverride]:
-    """Route every provider request made in this context to ``hook``."""
+def override_transport(
+    hook: TransportOverride, *, process_wide: bool = False
+) -> Iterator[TransportOverride]:
+    """Route every provider request made in this context to ``hook``; with
+    ``process_wide``, also those of threads that do not carry this context (the test
+    kit: a test's own threads must never reach a real network)."""
     token = _override.set(hook)
+    if process_wide:
+        _process_wide.append(hook)
     try:
         yield hook
     finally:
         _override.reset(token)
+        if process_wide:
+            _process_wide.remove(hook)
 
 
 def current_override() -> TransportOverride | None:
-    return _override.get()
+    hook = _override.get()
+    if hook is None and _process_wide:
+        return _process_wide[-1]
+    return hook
 
 
 _SSL_CONTEXT: ssl.SSLContext | None = None
@@ -196,7 +215,7 @@ class SeamTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
             self._real_sync()
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
-        hook = _override.get() or self._fallback
+        hook = current_override() or self._fallback
         try:
             if hook is not None:
                 response: httpx2.Response = hook.handle_request(request, self.provider)
@@ -209,7 +228,7 @@ class SeamTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
         return response
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        hook = _override.get() or self._fallback
+        hook = current_override() or self._fallback
         try:
             if hook is not None:
                 response: httpx2.Response = await hook.handle_async_request(

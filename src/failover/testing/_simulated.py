@@ -18,10 +18,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -29,6 +32,7 @@ import httpx
 import httpx2
 import respx
 
+from .._fallback import DeferredRecord, DeferredStore
 from ..providers._base import override_transport
 from ..providers._wire import DEFAULT_TEXT, ChunkedBody, WireFormat, read_request
 
@@ -110,7 +114,20 @@ _exchange: contextvars.ContextVar[_Exchange | None] = contextvars.ContextVar(
 
 class _KitTransport(RespxTransport):
     """`RespxTransport` that tells the route side effects whether to answer sync or async
-    and what the client's timeout was (respx sees only the legacy ``httpx`` request)."""
+    and what the client's timeout was (respx sees only the legacy ``httpx`` request).
+
+    It also hands routers built while it is installed the kit's ``clock`` and its
+    throwaway ``deferred_path`` (see `TransportOverride`)."""
+
+    kit: FakeProviders
+
+    @property
+    def clock(self) -> Any:
+        return self.kit.clock
+
+    @property
+    def deferred_path(self) -> Path | None:
+        return None if self.kit.real_store else self.kit.deferred_path
 
     def handle_request(self, request: httpx2.Request, provider: str) -> httpx2.Response:
         token = _exchange.set(_Exchange(request, provider, is_async=False))
@@ -293,15 +310,23 @@ class FakeProviders:
     use it (a `FakeClock` is advanced instead of sleeping); real time if None.
     ``default``: the behaviour of providers that were given none (None: such a request
     is an error, listed in `unexpected`).
+    ``real_store``: routers built under the kit defer to the config's own store instead
+    of a throwaway one (only for tests of the store itself).
     """
 
-    def __init__(self, clock: Any = None, default: Behaviour | int | str | None = None
-                 ) -> None:  # fmt: skip
+    def __init__(self, clock: Any = None, default: Behaviour | int | str | None = None,
+                 *, real_store: bool = False) -> None:  # fmt: skip
         self.clock = clock
+        self.real_store = real_store
         self.default = None if default is None else behaviour_from(default, where="default")
         self.router = respx.Router(assert_all_called=False, assert_all_mocked=True)
         self.transport = _KitTransport(self.router)
+        self.transport.kit = self
         self.unexpected: list[RecordedRequest] = []
+        #: What the webhook notifier posted (each with its ``json`` body), answered 200.
+        self.webhooks: list[RecordedRequest] = []
+        self._deferred_dir: Path | None = None
+        self._arrange_pending = False
         self._log: list[RecordedRequest] = []
         self._lock = threading.Lock()
         self._providers: dict[str, SimulatedProvider] = {}
@@ -322,6 +347,8 @@ class FakeProviders:
         provider = self._providers.get(key)
         if provider is None:
             provider = self._providers[key] = SimulatedProvider(self, key)
+            self._arrange_pending = True
+        if self._arrange_pending:
             self._arrange()
         return provider
 
@@ -349,18 +376,40 @@ class FakeProviders:
         for provider in (*named, *by_url):
             self.router.routes.add(provider.route)
         self.router.routes.add(self._catch_all)
+        self._arrange_pending = False
+
+    # -- what the code under test left behind ------------------------------------------
+
+    @property
+    def deferred_path(self) -> Path:
+        """The throwaway store that routers built under the kit defer to."""
+        if self._deferred_dir is None:
+            self._deferred_dir = Path(tempfile.mkdtemp(prefix="failover-kit-"))
+        return self._deferred_dir / "deferred.sqlite"
+
+    @property
+    def deferred(self) -> list[DeferredRecord]:
+        """The requests routers built under the kit deferred (the real store is untouched)."""
+        if self._deferred_dir is None:
+            return []
+        return DeferredStore(self.deferred_path).list()
 
     # -- installing the seam -------------------------------------------------------------
 
     def __enter__(self) -> FakeProviders:
         stack = contextlib.ExitStack()
-        stack.enter_context(override_transport(self.transport))
+        # Process-wide too: a request from a thread the test started must reach the kit,
+        # never a real network.
+        stack.enter_context(override_transport(self.transport, process_wide=True))
         self._stack.append(stack)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:  # fmt: skip
         self._stack.pop().close()
+        if not self._stack and self._deferred_dir is not None:
+            shutil.rmtree(self._deferred_dir, ignore_errors=True)
+            self._deferred_dir = None
 
     async def __aenter__(self) -> FakeProviders:
         return self.__enter__()
@@ -413,7 +462,19 @@ class FakeProviders:
 
     def _stray(self, request: httpx.Request) -> Any:
         exchange = _exchange.get()
-        return self._unhandled(self._record(request, exchange), exchange, request)
+        recorded = self._record(request, exchange)
+        if recorded.provider == "webhook":
+            self.webhooks.append(recorded)
+            return httpx.Response(200, json={"ok": True}, request=request)
+        name = recorded.provider or recorded.url
+        if self.default is not None:
+            # Served by the default: still counted as that provider's request.
+            provider = self._providers.get(name)
+            if provider is None:
+                provider = self._providers[name] = SimulatedProvider(self, name)
+                self._arrange_pending = True  # not now: respx is resolving this route
+            provider.requests.append(recorded)
+        return self._unhandled(recorded, exchange, request)
 
     def _unhandled(self, recorded: RecordedRequest, exchange: _Exchange | None,
                    request: httpx.Request) -> Any:  # fmt: skip

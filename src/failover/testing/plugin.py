@@ -45,6 +45,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _marker_behaviours(node: pytest.Item) -> dict[str, Any]:
     """Provider -> behaviour from every ``fake_providers`` marker, the closest winning."""
+    if not list(node.iter_markers("fake_providers")):
+        return {}
     from ._behaviours import behaviour_from
 
     chosen: dict[str, Any] = {}
@@ -75,8 +77,19 @@ def _marker_behaviours(node: pytest.Item) -> dict[str, Any]:
 
 @pytest.fixture
 def fake_providers(request: pytest.FixtureRequest) -> Iterator[FakeProviders]:
-    """Simulated providers for this test: ``fake_providers["openai"].fail(503)``."""
-    from ._simulated import FakeProviders, unexpected_message
+    """Simulated providers for this test: ``fake_providers["openai"].fail(503)``.
+
+    Nothing leaves the test: routers built in it use the kit's `FakeClock` (delays and
+    breaker open times take no real time) and a throwaway deferred store
+    (``fake_providers.deferred``); webhook posts are captured (``.webhooks``); a request
+    from any thread to anything the test did not fake fails the test.
+    """
+    try:
+        from .._clock import FakeClock
+        from ._simulated import FakeProviders, unexpected_message
+    except ImportError as exc:
+        pytest.fail(f"the fake_providers fixture needs the test kit: pip install "
+                    f"'failover[testing]' ({exc})", pytrace=False)
 
     problem: str | None = None
     try:
@@ -85,7 +98,7 @@ def fake_providers(request: pytest.FixtureRequest) -> Iterator[FakeProviders]:
         problem = str(exc)
     if problem is not None:
         pytest.fail(problem, pytrace=False)
-    fake = FakeProviders()
+    fake = FakeProviders(clock=FakeClock())
     for key, behaviour in behaviours.items():
         fake[key].set(behaviour)
     with fake:
