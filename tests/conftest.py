@@ -101,3 +101,5 @@ def loopback() -> Iterator[Loopback]:
     finally:
         server.shutdown()
         server.server_close()
+
+pytest_plugins = ["pytester"]

@@ -363,5 +363,5 @@ async def test_async_default(router):
 
 
 def test_the_examples_in_docs_testing_md(user_project: pytest.Pytester) -> None:
-    user_project.makepyfile(test_docs=DOCS_EXAMPLES)
+    user_project.makepyfile(test_old_docs_examples=DOCS_EXAMPLES)
     run(user_project).assert_outcomes(passed=5)
