@@ -33,17 +33,6 @@ def make_config(**overrides: Any) -> failover.Config:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def fake(clock: FakeClock) -> Iterator[FakeProviders]:
-    with FakeProviders(clock=clock) as kit:
-        yield kit
-
-
-@pytest.fixture
 def router(clock: FakeClock) -> Iterator[failover.Router]:
     with failover.Router(make_config(), clock=clock) as r:
         yield r

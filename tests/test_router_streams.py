@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -26,17 +25,6 @@ def make_router(clock: FakeClock, chain: list[str], **route: Any) -> failover.Ro
         "routes": {"default": {"chain": chain, **route}},
     })
     return failover.Router(config, clock=clock)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def fake(clock: FakeClock) -> Iterator[FakeProviders]:
-    with FakeProviders(clock=clock) as kit:
-        yield kit
 
 
 def collect(events: Any) -> tuple[list[Any], failover.Response]:

@@ -68,17 +68,6 @@ def mode(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def fake(clock: FakeClock) -> Any:
-    with FakeProviders(clock=clock) as kit:
-        yield kit
-
-
 def call(adapter: ProviderAdapter, mode: str, *, stream: bool = False) -> Response:
     """One request through the adapter; a stream must end with `Completed`."""
     if not stream:
