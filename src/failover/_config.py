@@ -8,13 +8,14 @@ missing variable for an unused provider never stops the app from starting.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -23,13 +24,16 @@ from pydantic import (
     Field,
     PrivateAttr,
     SecretStr,
+    SerializerFunctionWrapHandler,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
 from ._errors import ConfigError, ProviderError
 from ._events import EventType
+from ._secrets import mask_url
 
 __all__ = [
     "BreakerConfig",
@@ -128,6 +132,27 @@ def resolve_env(raw: str, where: str, environ: Mapping[str, str] | None = None) 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
+    #: Fields that may hold a credential, and how each is shown in reprs and dumps.
+    _shown_as: ClassVar[dict[str, Callable[[Any], Any]]] = {}
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():
+            show = self._shown_as.get(name or "")
+            yield name, show(value) if show is not None and value is not None else value
+
+    @model_serializer(mode="wrap")
+    def _dump_without_secrets(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if isinstance(data, dict):
+            for name, show in self._shown_as.items():
+                if data.get(name) is not None:
+                    data[name] = show(data[name])
+        return data
+
+
+def _hidden_values(headers: Mapping[str, str]) -> dict[str, str]:
+    return {name: "***" for name in headers}
+
 
 class TimeoutsConfig(_Model):
     """Per-attempt timeouts. ``first_token`` and ``stall`` apply to streams."""
@@ -211,6 +236,8 @@ class FakeConfig(_Model):
 
 
 class ProviderConfig(_Model):
+    _shown_as = {"base_url": mask_url, "headers": _hidden_values}
+
     type: Literal["openai", "anthropic", "gemini", "fake"]
     model: str = ""
     api_key: SecretStr | None = None
@@ -302,6 +329,8 @@ class RouteConfig(_Model):
 
 
 class WebhookConfig(_Model):
+    _shown_as = {"url": functools.partial(mask_url, path=True)}
+
     url: str
     events: list[str] = Field(
         default_factory=lambda: [
@@ -325,6 +354,8 @@ class ObjectivesConfig(_Model):
 
 
 class StateConfig(_Model):
+    _shown_as = {"url": mask_url}
+
     backend: Literal["memory", "redis"] = "memory"
     url: str | None = None
     prefix: str = "failover"

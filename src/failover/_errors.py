@@ -25,14 +25,16 @@ one kind below, so ``except failover.Overloaded`` means the same for every provi
     └── DeferFailed                 the store refused it: NOT kept       (attempts)
 
 Messages never contain a secret: adapters build them from status, code and the
-provider's error text, and `redact` scrubs anything that looks like a key.
+provider's error text, and every message passes `failover._secrets.scrub`: each secret
+the config holds is masked by value, and anything else shaped like a key too.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar
+
+from ._secrets import redact, scrub
 
 if TYPE_CHECKING:
     from ._models import Attempt
@@ -62,17 +64,6 @@ __all__ = [
     "redact",
 ]
 
-_SECRET_PATTERNS = re.compile(
-    r"(sk-[A-Za-z0-9_\-]{6,}|sk-ant-[A-Za-z0-9_\-]{6,}|AIza[0-9A-Za-z_\-]{10,}"
-    r"|(?i:bearer)\s+[A-Za-z0-9._\-]{8,}|(?i:(?:api[_-]?key|x-goog-api-key|key)=)[^\s&\"']+)"
-)
-
-
-def redact(text: str) -> str:
-    """Replace anything shaped like an API key with ``***``."""
-    return _SECRET_PATTERNS.sub("***", text)
-
-
 class FailoverError(Exception):
     """Base of every error this library raises."""
 
@@ -81,7 +72,9 @@ class ConfigError(FailoverError, ValueError):
     """The configuration is invalid. ``problems`` holds one ``path: message`` per fault."""
 
     def __init__(self, problems: Sequence[str] | str, *, source: str | None = None) -> None:
-        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        # A problem may quote the offending value, which may be a key (``timeout: sk-...``).
+        raw = [problems] if isinstance(problems, str) else list(problems)
+        self.problems = [scrub(p) for p in raw]
         self.source = source
         head = f"invalid config {source}" if source else "invalid config"
         noun = "problem" if len(self.problems) == 1 else "problems"
@@ -112,7 +105,7 @@ class ProviderError(FailoverError):
         retry_after: float | None = None,
         code: str | None = None,
     ) -> None:
-        self.message = redact(message) if message else type(self).__name__
+        self.message = scrub(message) if message else type(self).__name__
         self.provider = provider
         self.status = status
         self.retry_after = retry_after

@@ -35,6 +35,7 @@ from ._models import (
     ToolChoice,
     ToolSpec,
 )
+from ._secrets import scrub
 
 __all__ = ["DeferredAnswer", "DeferredRecord", "DeferredState", "DeferredStore", "StoreError",
            "load_callable", "request_from_json", "request_to_json"]
@@ -293,7 +294,8 @@ class DeferredStore:
             conn.execute(
                 "INSERT INTO deferred (ticket, route, created_at, reason, request) "
                 "VALUES (?, ?, ?, ?, ?)",
-                (ticket, request.route, time.time(), reason[:2000], request_to_json(request)),
+                (ticket, request.route, time.time(), scrub(reason)[:2000],
+                 request_to_json(request)),
             )
         return ticket
 
@@ -347,7 +349,7 @@ class DeferredStore:
             conn.execute(
                 "UPDATE deferred SET state = 'pending', replays = replays + 1, reason = ?, "
                 "claimed_by = NULL, claimed_until = NULL WHERE ticket = ?",
-                (reason[:2000], ticket),
+                (scrub(reason)[:2000], ticket),
             )
 
     def remove(self, ticket: str) -> None:

@@ -33,7 +33,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._config import resolve_env
-from ._errors import redact
+from ._secrets import register_url, scrub
 
 if TYPE_CHECKING:
     import httpx2
@@ -81,6 +81,7 @@ class WebhookNotifier:
     ) -> None:
         self.config = config
         self._url = resolve_env(config.url, "notify.webhook.url")
+        register_url(self._url)  # the path token is the credential of a webhook
         self._events = frozenset(config.events)
         self._runbooks = dict(runbooks or {})
         self._clock = clock
@@ -146,7 +147,7 @@ class WebhookNotifier:
         return self._runbooks.get(event.route) if event.route else None
 
     def _payload(self, event: Event, suppressed: int, rate_limited: int) -> dict[str, Any]:
-        detail = redact(event.detail)
+        detail = scrub(event.detail)
         runbook = self._runbook(event)
         when = datetime.datetime.fromtimestamp(event.time, tz=datetime.timezone.utc)
         if self.config.format == "generic":

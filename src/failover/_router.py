@@ -84,6 +84,7 @@ from ._models import (
     events_of,
 )
 from ._policy import Decision, RetryBudget, decide
+from ._secrets import install_log_scrubber, register_url, scrub
 from ._shared import RedisBreakerSync
 from .providers import build_adapter
 from .providers._base import current_override
@@ -528,11 +529,14 @@ class Router:
         self._state = _build_state(config, self._clock, None, self._store_path)
         self._hooks: tuple[Instrumentation, ...] = (
             *instrumentation, *_telemetry_hooks(config))
+        install_log_scrubber()
         self._shared: RedisBreakerSync | None = None
         if config.state.backend == "redis":
             assert config.state.url is not None
+            state_url = resolve_env(config.state.url, "state.url")
+            register_url(state_url)
             self._shared = RedisBreakerSync(
-                resolve_env(config.state.url, "state.url"), prefix=config.state.prefix,
+                state_url, prefix=config.state.prefix,
                 clock=self._clock, apply=self._adopt_shared)
             self._shared.start(list(self._state.providers))
         self._notifier: Any = None
@@ -1391,7 +1395,7 @@ class Router:
         if not self._bus.active and self._notifier is None:
             return
         runbook = route.config.fallback.runbook if route is not None else None
-        event = Event(type_, route.name if route else None, provider, detail,
+        event = Event(type_, route.name if route else None, provider, scrub(detail),
                       runbook=runbook, data=data)
         self._bus.emit(event)
 

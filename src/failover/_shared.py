@@ -24,7 +24,8 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ._errors import ConfigError, redact
+from ._errors import ConfigError
+from ._secrets import scrub
 
 __all__ = ["RedisBreakerSync"]
 
@@ -66,7 +67,7 @@ class RedisBreakerSync:
         self._outbox: queue.Queue[Any] = queue.Queue(maxsize=1000)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._where = redact(url.split("@")[-1])
+        self._where = scrub(url.split("@")[-1])
 
     # -- time translation ----------------------------------------------------------------
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from failover import ConfigError
 from failover._config import env_problems
+from failover._secrets import mask_url
 
 from ._common import describe_fallback, load, plaintext_key
 from ._output import Style, fmt_duration, fmt_ms, table
@@ -91,7 +92,7 @@ def summary(config: Config, path: str, style: Style) -> str:
     lines.append(table(["route", "chain", "fallback", "runbook", "deadline"], rows,
                        style=style, indent="  ", align="llllr"))
     rows = [
-        [name, p.type, p.model or "-", p.base_url or "(default)"]
+        [name, p.type, p.model or "-", mask_url(p.base_url) or "(default)"]
         for name, p in config.providers.items()
     ]
     lines.append("")

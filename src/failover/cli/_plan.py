@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from failover._secrets import mask_url
+
 from ._common import describe_fallback, env_refs, load, plaintext_key, record_path
 from ._output import fmt_duration
 
@@ -244,7 +246,7 @@ def build_plan(
             p = config.providers[pname]
             forced = f" (forced {p.force})" if p.force else ""
             add(f"| {i} | `{pname}`{forced} | {p.type} | {_md(p.model or '-')} | "
-                f"{_md(p.base_url or 'default')} | {_key_source(config, pname)} | "
+                f"{_md(mask_url(p.base_url) or 'default')} | {_key_source(config, pname)} | "
                 f"{fmt_duration(config.timeouts_for(pname).request)} |")
         add("")
         fb = route.fallback

@@ -68,6 +68,7 @@ from .._models import (
     Usage,
     events_of,
 )
+from .._secrets import register, register_url
 from .._types import FinishReason
 from ._known import known_context_window
 
@@ -270,6 +271,10 @@ def _close_sockets(transport: httpx2.AsyncHTTPTransport) -> None:
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.close()
+
+
+#: Header names whose values are credentials even when written in the file.
+_CREDENTIAL_HEADER = re.compile(r"auth|key|token|secret|password|cookie", re.IGNORECASE)
 
 
 # --- capabilities ---------------------------------------------------------------------
@@ -533,6 +538,8 @@ class ProviderAdapter(ABC):
              **config.capabilities.model_dump(exclude_none=True)}
         )
         self._keys: list[str | None] | None = None
+        self._headers: dict[str, str] | None = None
+        register_url(config.base_url)
         #: Key index -> why its ``${VAR}`` cannot be resolved.
         self._missing: dict[int, str] = {}
         self._key_index = 0
@@ -610,7 +617,9 @@ class ProviderAdapter(ABC):
             where = f"providers.{self.name}." + ("api_key" if i == 0 and
                                                  self.config.api_key else f"api_keys[{i}]")
             try:
-                keys.append(resolve_env(ref.get_secret_value(), where))
+                key = resolve_env(ref.get_secret_value(), where)
+                register(key)
+                keys.append(key)
             except ConfigError as exc:
                 keys.append(None)
                 self._missing[i] = exc.problems[0]
@@ -646,10 +655,27 @@ class ProviderAdapter(ABC):
                                        provider=self.name, code="missing_credential")
         return self._key_index
 
+    def headers(self) -> dict[str, str]:
+        """The configured headers, ``${VAR}`` expanded; a value read from the environment,
+        or sent under a credential's name, is a secret (scrubbed from every output)."""
+        if self._headers is None:
+            headers = {}
+            for name, raw in self.config.headers.items():
+                try:
+                    value = resolve_env(raw, f"providers.{self.name}.headers.{name}")
+                except ConfigError as exc:
+                    raise AuthenticationFailed(exc.problems[0], provider=self.name,
+                                               code="missing_credential") from None
+                if value != raw or _CREDENTIAL_HEADER.search(name):
+                    register(value)
+                headers[name] = value
+            self._headers = headers
+        return dict(self._headers)
+
     def _http_kwargs(self) -> dict[str, Any]:
         t = self.timeouts
         return {"timeout": httpx2.Timeout(t.request, connect=t.connect),
-                "headers": dict(self.config.headers)}
+                "headers": self.headers()}
 
     def sync_client(self, key_index: int = 0) -> Any:
         client = self._sync_clients.get(key_index)
@@ -726,11 +752,13 @@ class ProviderAdapter(ABC):
         try:
             return self._to_response(raw)
         except ProviderError as err:
-            raise self.error(err) from None
+            failure = self.error(err)
         except Exception as exc:  # schema drift: a field moved or vanished
-            raise InvalidResponse(
-                f"response does not parse: {type(exc).__name__}: {exc}", provider=self.name
-            ) from None
+            failure = InvalidResponse(
+                f"response does not parse: {type(exc).__name__}: {exc}", provider=self.name)
+        # Raised outside the handler: the error keeps no reference (``__context__``) to
+        # what the SDK raised or parsed, which holds the raw body and request headers.
+        raise failure
 
     # -- entry points --------------------------------------------------------------------
 
@@ -742,8 +770,9 @@ class ProviderAdapter(ABC):
         except Exception as exc:
             err = self.error(exc)
             self._note_key_failure(key, err)
-            raise err from None
-        return self._translate(raw)
+        else:
+            return self._translate(raw)
+        raise err  # outside the handler: no reference to the SDK's exception
 
     async def acomplete(self, request: Request, *, timeout: float | None = None) -> Response:
         _reached.set(False)
@@ -753,8 +782,9 @@ class ProviderAdapter(ABC):
         except Exception as exc:
             err = self.error(exc)
             self._note_key_failure(key, err)
-            raise err from None
-        return self._translate(raw)
+        else:
+            return self._translate(raw)
+        raise err  # outside the handler: no reference to the SDK's exception
 
     def _stream_failure(self, exc: BaseException, acc: StreamAccumulator) -> ProviderError:
         err = self.error(exc)
@@ -774,9 +804,9 @@ class ProviderAdapter(ABC):
         except ProviderError:
             raise
         except Exception as exc:
-            raise InvalidResponse(
-                f"malformed stream chunk: {type(exc).__name__}: {exc}", provider=self.name
-            ) from None
+            failure = InvalidResponse(
+                f"malformed stream chunk: {type(exc).__name__}: {exc}", provider=self.name)
+        raise failure
 
     def _whole_answer(self, opened: Any, body: bytes) -> Response:
         try:
@@ -801,6 +831,7 @@ class ProviderAdapter(ABC):
         first_limit, stall_limit = self._stream_limits(timeout)
         key = self._pick_key()
         chunks: Any = None
+        failure: ProviderError | None = None
         try:
             chunks = self._open_stream(self.sync_client(key), request,
                                        self.http_timeout(timeout, stream=True))
@@ -824,11 +855,12 @@ class ProviderAdapter(ABC):
         except GeneratorExit:
             raise
         except Exception as exc:
-            err = self._stream_failure(exc, acc)
-            self._note_key_failure(key, err)
-            raise err from None
+            failure = self._stream_failure(exc, acc)
+            self._note_key_failure(key, failure)
         finally:
             _close_quietly(chunks)
+        if failure is not None:
+            raise failure  # outside the handler: no reference to the SDK's exception
         yield Completed(acc.finish())
 
     async def astream(
@@ -839,6 +871,7 @@ class ProviderAdapter(ABC):
         first_limit, stall_limit = self._stream_limits(timeout)
         key = self._pick_key()
         chunks: Any = None
+        failure: ProviderError | None = None
         try:
             chunks = await asyncio.wait_for(
                 self._aopen_stream(self.async_client(key), request,
@@ -873,11 +906,12 @@ class ProviderAdapter(ABC):
         except (GeneratorExit, asyncio.CancelledError):
             raise
         except Exception as exc:
-            err = self._stream_failure(exc, acc)
-            self._note_key_failure(key, err)
-            raise err from None
+            failure = self._stream_failure(exc, acc)
+            self._note_key_failure(key, failure)
         finally:
             await _aclose_quietly(chunks)
+        if failure is not None:
+            raise failure
         yield Completed(acc.finish())
 
     def _finished(self, chunk: Any) -> bool:

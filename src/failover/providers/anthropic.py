@@ -330,7 +330,7 @@ class AnthropicAdapter(ProviderAdapter):
     # -- clients -----------------------------------------------------------------------
 
     def _client_kwargs(self, api_key: str | None) -> dict[str, Any]:
-        headers: dict[str, Any] = dict(self.config.headers)
+        headers: dict[str, Any] = self.headers()
         if api_key is None:
             # ``api_key: none`` (a local server): send no key at all. Without this the SDK
             # refuses to send, or picks a key up from the environment and sends it along.

@@ -109,7 +109,7 @@ class GeminiAdapter(ProviderAdapter):
         options = types.HttpOptions(
             base_url=self.config.base_url or DEFAULT_BASE_URL,
             api_version=str(api_version) if api_version else None,
-            headers=dict(self.config.headers) or None,
+            headers=self.headers() or None,
             timeout=_milliseconds(self.timeouts.request),
             retry_options=types.HttpRetryOptions(attempts=1),
             httpx_client=sync_http,

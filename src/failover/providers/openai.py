@@ -87,7 +87,7 @@ class OpenAIAdapter(ProviderAdapter):
             "base_url": self.base_url,
             # Every attempt is counted and retried by the router, never by the SDK.
             "max_retries": 0,
-            "default_headers": dict(self.config.headers) or None,
+            "default_headers": self.headers() or None,
             "default_query": query or None,
         }
 
@@ -327,7 +327,7 @@ class OpenAIAdapter(ProviderAdapter):
             message = _error_message(exc.body, fallback=f"HTTP {exc.status_code}")
             return error_from_status(
                 exc.status_code,
-                self._scrub(message),
+                message,
                 provider=self.name,
                 headers=exc.response.headers,
                 code=exc.code or exc.type,
@@ -338,13 +338,12 @@ class OpenAIAdapter(ProviderAdapter):
             cause = exc.__cause__
             mapped = map_transport_error(cause, self.name) if cause is not None else None
             if mapped is not None:
-                mapped.message = self._scrub(mapped.message)
                 return mapped
             if isinstance(exc, openai.APITimeoutError):
                 return Timeout("request timed out", provider=self.name)
             return ConnectionFailed("connection error", provider=self.name)
         if isinstance(exc, openai.APIResponseValidationError):
-            return InvalidResponse(self._scrub(f"response does not parse: {exc.message}"),
+            return InvalidResponse(f"response does not parse: {exc.message}",
                                    provider=self.name, status=exc.status_code)
         if isinstance(exc, openai.APIError):
             return self._stream_error_event(exc)
@@ -354,7 +353,7 @@ class OpenAIAdapter(ProviderAdapter):
         """An ``{"error": ...}`` event inside a 200 stream: map by its code and text."""
         body = exc.body if isinstance(exc.body, Mapping) else {}
         code = exc.code or exc.type
-        message = self._scrub(_error_message(body, fallback=exc.message))
+        message = _error_message(body, fallback=exc.message)
         numeric = _status_in(body)
         lowered = f"{code or ''} {exc.type or ''} {message}".lower()
         if numeric is not None:
@@ -373,12 +372,6 @@ class OpenAIAdapter(ProviderAdapter):
         err.status = numeric
         return err
 
-    def _scrub(self, text: str) -> str:
-        """Remove this provider's own keys from provider-supplied text (echoed keys)."""
-        for key in self._keys or ():
-            if key and len(key) >= 6:
-                text = text.replace(key, "***")
-        return text
 
 
 # --- request pieces -------------------------------------------------------------------

@@ -1,0 +1,215 @@
+"""No secret in any output. Distinct secrets sit in every place the config holds one; a
+loopback server echoes each request's headers (keys included) back in its error bodies;
+every output the library produces is then searched for each secret and its encodings."""
+
+from __future__ import annotations
+
+import base64
+import gc
+import json
+import logging
+import sqlite3
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+import yaml
+
+import failover
+from failover.cli import main as cli_main
+
+SECRETS = {
+    "OPENAI": "sk-live-openai-S3CR3T-0001",
+    "CLAUDE": "claudekey-S3CR3T-0002",         # not key-shaped: only scrubbing by value finds it
+    "GEMINI": "geminikey-S3CR3T-0003",
+    "GATEWAY": "gateway-token-S3CR3T-0004",
+    "BASIC_PASSWORD": "basicpw-S3CR3T-0005",
+    "HOOK": "T0REDTEAMHOOKTOKEN777",
+}
+
+
+def encodings(secret: str) -> set[str]:
+    raw = secret.encode()
+    return {secret, quote(secret, safe=""), base64.b64encode(raw).decode(),
+            base64.b64encode(f"user:{secret}".encode()).decode()}
+
+
+class Echo(BaseHTTPRequestHandler):
+    """Answers every provider request 401 with its own headers in the body (a careless
+    gateway), and every webhook 200, keeping what was posted."""
+
+    protocol_version = "HTTP/1.1"
+    posted: list[bytes] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("content-length") or 0))
+        if "/hooks/" in self.path:
+            Echo.posted.append(body)
+            self._send(200, {"ok": True})
+            return
+        echoed = "; ".join(f"{k}: {v}" for k, v in self.headers.items())
+        self._send(401, {"error": {"message": f"invalid credentials, you sent {echoed}",
+                                   "type": "authentication_error", "code": 401,
+                                   "status": "UNAUTHENTICATED"}})
+
+    def _send(self, status: int, body: Any) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def echo() -> Iterator[int]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    Echo.posted = []
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def config_path(tmp_path: Path, echo: int, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(f"T_{name}", value)
+    base = f"http://127.0.0.1:{echo}"
+    path = tmp_path / "failover.yaml"
+    path.write_text(yaml.safe_dump({
+        "providers": {
+            "openai": {"type": "openai", "model": "gpt-4o-mini", "api_key": "${T_OPENAI}",
+                       "base_url": f"http://user:{SECRETS['BASIC_PASSWORD']}@127.0.0.1:{echo}/v1",
+                       "headers": {"X-Gateway-Token": "${T_GATEWAY}"}},
+            "claude": {"type": "anthropic", "model": "claude-haiku-4-5",
+                       "api_key": "${T_CLAUDE}", "base_url": base},
+            "gemini": {"type": "gemini", "model": "gemini-2.5-flash", "api_key": "${T_GEMINI}",
+                       "base_url": base},
+        },
+        "routes": {"default": {"chain": ["openai", "claude", "gemini"],
+                               "fallback": {"defer": True}}},
+        "notify": {"webhook": {"url": f"{base}/hooks/{SECRETS['HOOK']}", "min_interval": "0s",
+                               "format": "generic",
+                               "events": ["attempt_failed", "breaker_opened",
+                                          "all_providers_failed", "deferred"]}},
+        "deferred": {"path": str(tmp_path / "deferred.sqlite")},
+    }))
+    return path
+
+
+def chain_of(error: BaseException) -> Iterator[Any]:
+    """The exception, everything it chains to, and every object their attributes hold."""
+    seen: set[int] = set()
+    todo: list[Any] = [error]
+    while todo:
+        item = todo.pop()
+        if id(item) in seen or item is None:
+            continue
+        seen.add(id(item))
+        yield item
+        if isinstance(item, BaseException):
+            todo += [item.__cause__, item.__context__, *vars(item).values()]
+        elif isinstance(item, (list, tuple)):
+            todo += list(item)
+        elif hasattr(item, "__dict__") and not isinstance(item, type):
+            todo += list(vars(item).values())
+
+
+def assert_clean(where: str, text: str) -> None:
+    for name, secret in SECRETS.items():
+        for form in encodings(secret):
+            assert form not in text, f"{name} ({form!r}) appears in {where}"
+
+
+async def provoke(router: failover.Router, entry: str) -> None:
+    if entry == "complete":
+        router.complete("hi")
+    elif entry == "acomplete":
+        await router.acomplete("hi")
+    elif entry == "stream":
+        list(router.stream("hi"))
+    else:
+        [e async for e in router.astream("hi")]
+
+
+async def test_no_secret_reaches_any_output(
+    config_path: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    caplog.set_level(logging.DEBUG)  # the root logger: the SDKs' and httpx2's records too
+    events: list[failover.Event] = []
+    with failover.Router.from_file(config_path) as router:
+        router.subscribe(events.append)
+        errors = []
+        for entry in ("complete", "acomplete", "stream", "astream"):
+            router.reset("openai")
+            router.reset("claude")
+            router.reset("gemini")
+            with pytest.raises(failover.Deferred) as deferred:
+                await provoke(router, entry)
+            errors.append(deferred.value)
+        health = router.health()
+        assert router._notifier.flush(5.0)  # every webhook post has gone out
+
+    kinds = {a.error_kind for e in errors for a in e.attempts}
+    assert kinds == {"AuthenticationFailed"}  # each provider really answered its 401 echo
+    echoed = errors[0].attempts[0].detail
+    assert "you sent" in echoed and "***" in echoed  # the echo arrived, scrubbed
+
+    for error in errors:
+        for i, item in enumerate(chain_of(error)):
+            assert_clean(f"exception chain item {i} ({type(item).__name__})",
+                         repr(item) + str(item))
+    assert not any(type(item).__module__.startswith(("openai", "anthropic", "google", "httpx"))
+                   for error in errors for item in chain_of(error))
+    assert_clean("events", repr(events))
+    assert_clean("health", repr(health))
+    assert_clean("log records", caplog.text + repr([r.__dict__ for r in caplog.records]))
+    assert len(Echo.posted) >= 4
+    assert_clean("webhook bodies", b"".join(Echo.posted).decode())
+    check_store_and_cli(config_path, capsys)
+
+
+def check_store_and_cli(config_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = Path(yaml.safe_load(config_path.read_text())["deferred"]["path"])
+    assert_clean("the deferred store", store.read_bytes().decode("latin-1"))
+    with sqlite3.connect(store) as db:
+        assert_clean("the deferred rows", repr(db.execute("SELECT * FROM deferred").fetchall()))
+
+    for argv in (["check", str(config_path)], ["plan", str(config_path)],
+                 ["health", str(config_path)], ["deferred", "list", str(config_path), "--json"],
+                 ["check", str(config_path), "--probe", "--json"]):
+        cli_main(argv)
+        out = capsys.readouterr()
+        assert_clean(f"`failover {' '.join(argv[:2])}`", out.out + out.err)
+    gc.collect()
+
+
+def test_config_objects_hide_their_secrets(config_path: Path) -> None:
+    config = failover.Config.from_file(config_path)
+    shown = repr(config) + str(config) + json.dumps(config.model_dump(mode="json"))
+    assert_clean("the config's repr and dump", shown)
+    state = failover.Config.from_mapping({
+        "providers": {"p": {"type": "openai", "model": "m", "api_key": "none"}},
+        "routes": {"d": {"chain": ["p"]}},
+        "state": {"backend": "redis", "url": f"redis://:{SECRETS['GATEWAY']}@host:6379/0"},
+    })
+    assert_clean("state.url", repr(state) + json.dumps(state.model_dump(mode="json")))
+
+
+def test_a_config_error_never_quotes_a_key(tmp_path: Path) -> None:
+    path = tmp_path / "failover.yaml"
+    path.write_text(f"providers:\n  p: {{type: openai, model: m, timeout: {SECRETS['OPENAI']}}}\n"
+                    "routes:\n  d: {chain: [p]}\n")
+    with pytest.raises(failover.ConfigError) as caught:
+        failover.Config.from_file(path)
+    assert "providers.p.timeout" in str(caught.value)
+    assert_clean("ConfigError", str(caught.value))
