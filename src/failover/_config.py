@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import re
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, get_args
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -60,28 +62,52 @@ __all__ = [
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 #: The error kinds a route's ``actions`` may name: every kind of provider failure.
 ERROR_KINDS = tuple(kind.__name__ for kind in ProviderError.__subclasses__())
 
 
-def parse_duration(value: Any) -> float:
-    """``"200ms"``, ``"30s"``, ``"5m"``, ``"1h"`` or a number of seconds -> seconds."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected a duration like '200ms', '30s' or '5m', got {value!r}")
-    if isinstance(value, (int, float)):
-        if value < 0:
-            raise ValueError(f"a duration cannot be negative, got {value!r}")
-        return float(value)
-    if isinstance(value, str):
+#: The longest a timeout, a deadline or a wait may be: longer is a typo, and a timer of
+#: ``1e20`` seconds is a hang.
+MAX_DURATION = 86400.0
+
+
+def parse_duration(value: Any, *, most: float = MAX_DURATION, positive: bool = False) -> float:
+    """``"200ms"``, ``"30s"``, ``"5m"``, ``"1h"``, ``"7d"`` or a number of seconds ->
+    seconds: finite, not negative (above zero with ``positive``), at most ``most``."""
+    seconds: float | None = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str):
         match = _DURATION.match(value)
         if match:
-            return float(match.group(1)) * _UNITS[match.group(2)]
-    raise ValueError(f"expected a duration like '200ms', '30s' or '5m', got {value!r}")
+            seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if seconds is None or not math.isfinite(seconds):
+        raise ValueError(f"expected a duration like '200ms', '30s' or '5m', got {value!r}")
+    if seconds < 0 or (positive and seconds == 0):
+        raise ValueError(f"expected a duration {'above' if positive else 'of at least'} 0, "
+                         f"got {value!r}")
+    if seconds > most:
+        raise ValueError(f"expected a duration of at most {_human(most)}, got {value!r}")
+    return seconds
 
 
+def _human(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
+
+
+#: A duration of zero or more (a delay, a backoff, an interval), a day at most.
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+#: A duration that must pass (a timeout, a deadline, an open period), a day at most.
+Period = Annotated[float, BeforeValidator(functools.partial(parse_duration, positive=True))]
+#: A retention period: up to a year.
+Retention = Annotated[float, BeforeValidator(functools.partial(
+    parse_duration, positive=True, most=365 * 86400.0))]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
@@ -129,6 +155,21 @@ def resolve_env(raw: str, where: str, environ: Mapping[str, str] | None = None) 
     return _ENV_REF.sub(sub, raw)
 
 
+def _check_url(value: str | None, schemes: tuple[str, ...], example: str) -> str | None:
+    """A URL with one of ``schemes`` and a host; a ``${VAR}`` is checked once resolved."""
+    if value is None or "${" in value:
+        return value
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:
+        host = None
+        parts = None
+    if parts is None or parts.scheme not in schemes or not (host or parts.scheme == "unix"):
+        raise ValueError(f"expected a URL like {example!r}, got {mask_url(value)!r}")
+    return value
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -157,29 +198,29 @@ def _hidden_values(headers: Mapping[str, str]) -> dict[str, str]:
 class TimeoutsConfig(_Model):
     """Per-attempt timeouts. ``first_token`` and ``stall`` apply to streams."""
 
-    connect: Duration = 5.0
-    request: Duration = 30.0
-    first_token: Duration = 15.0
-    stall: Duration = 15.0
+    connect: Period = 5.0
+    request: Period = 30.0
+    first_token: Period = 15.0
+    stall: Period = 15.0
 
 
 class PartialTimeouts(_Model):
-    connect: Duration | None = None
-    request: Duration | None = None
-    first_token: Duration | None = None
-    stall: Duration | None = None
+    connect: Period | None = None
+    request: Period | None = None
+    first_token: Period | None = None
+    stall: Period | None = None
 
 
 class BreakerConfig(_Model):
-    window: Duration = 30.0
+    window: Period = 30.0
     min_calls: int = Field(5, ge=1)
     failure_rate: Fraction = 0.5
     consecutive_failures: int = Field(3, ge=1)
-    open_for: Duration = 5.0
-    max_open_for: Duration = 30.0
+    open_for: Period = 5.0
+    max_open_for: Period = 30.0
     half_open_probes: int = Field(1, ge=1)
     #: How long a half-open probe may hold its permit before it is presumed hung.
-    probe_lease: Duration | None = None
+    probe_lease: Period | None = None
 
     @model_validator(mode="after")
     def _open_for_fits(self) -> BreakerConfig:
@@ -243,7 +284,7 @@ class ProviderConfig(_Model):
     api_key: SecretStr | None = None
     api_keys: list[SecretStr] = Field(default_factory=list, description="a key pool, rotated")
     base_url: str | None = None
-    timeout: Duration | None = None
+    timeout: Period | None = None
     timeouts: PartialTimeouts = PartialTimeouts()
     capabilities: CapabilitiesConfig = CapabilitiesConfig()
     breaker: BreakerConfig | None = None
@@ -253,6 +294,21 @@ class ProviderConfig(_Model):
     fake: FakeConfig | None = None
     #: Provider-specific extra arguments sent with every request (e.g. Azure api-version).
     extra: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url_is_a_url(cls, value: str | None) -> str | None:
+        return _check_url(value, ("http", "https"), "https://api.example.com/v1")
+
+    @field_validator("headers")
+    @classmethod
+    def _headers_are_one_line(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, text in value.items():
+            if not _HEADER_NAME.fullmatch(name):
+                raise ValueError(f"header name {name!r} is not a valid HTTP header name")
+            if "\r" in text or "\n" in text:
+                raise ValueError(f"header {name!r}: a value cannot contain a line break")
+        return value
 
     @field_validator("api_key", mode="before")
     @classmethod
@@ -312,7 +368,7 @@ Action = Literal["retry", "failover", "raise"]
 
 class RouteConfig(_Model):
     chain: list[str] = Field(min_length=1)
-    deadline: Duration | None = 30.0
+    deadline: Period | None = 30.0
     fallback: FallbackConfig = FallbackConfig()
     stream_interrupt: Literal["restart", "continue", "raise"] = "restart"
     actions: dict[str, Action] = Field(default_factory=dict)
@@ -332,6 +388,12 @@ class WebhookConfig(_Model):
     _shown_as = {"url": functools.partial(mask_url, path=True)}
 
     url: str
+
+    @field_validator("url")
+    @classmethod
+    def _is_a_url(cls, value: str) -> str:
+        checked = _check_url(value, ("http", "https"), "https://hooks.example.com/...")
+        return value if checked is None else checked
     events: list[str] = Field(
         default_factory=lambda: [
             "breaker_opened", "all_providers_failed", "deferred", "defer_failed",
@@ -339,7 +401,7 @@ class WebhookConfig(_Model):
         ]
     )  # fmt: skip
     min_interval: Duration = 60.0
-    timeout: Duration = 5.0
+    timeout: Period = 5.0
     format: Literal["slack", "generic"] = "slack"
 
 
@@ -349,7 +411,7 @@ class NotifyConfig(_Model):
 
 
 class ObjectivesConfig(_Model):
-    rto: Duration = 2.0
+    rto: Period = 2.0
     rpo: int = Field(0, ge=0, description="requests that may be lost")
 
 
@@ -359,6 +421,11 @@ class StateConfig(_Model):
     backend: Literal["memory", "redis"] = "memory"
     url: str | None = None
     prefix: str = "failover"
+
+    @field_validator("url")
+    @classmethod
+    def _is_a_redis_url(cls, value: str | None) -> str | None:
+        return _check_url(value, ("redis", "rediss", "unix"), "redis://localhost:6379/0")
 
     @model_validator(mode="after")
     def _redis_needs_url(self) -> StateConfig:
@@ -378,11 +445,11 @@ class DeferredConfig(_Model):
 
     path: str = ".failover/deferred.sqlite"
     #: How long a write waits for another process's lock before it fails (typed).
-    lock_timeout: Duration = 5.0
+    lock_timeout: Period = 5.0
     #: Answered rows are kept this long (``failover deferred show``), then pruned.
-    keep_answers: Duration = 7 * 86400.0
+    keep_answers: Retention = 7 * 86400.0
     #: A replayer's claim on a row; a replayer that died frees its rows after this.
-    replay_lease: Duration = 300.0
+    replay_lease: Period = 300.0
 
 
 EVENT_TYPES: tuple[str, ...] = get_args(EventType)
@@ -391,8 +458,8 @@ EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 class Config(_Model):
     """The whole configuration. Build it in code or load it with `Config.from_file`."""
 
-    providers: dict[str, ProviderConfig]
-    routes: dict[str, RouteConfig]
+    providers: dict[str, ProviderConfig] = Field(min_length=1)
+    routes: dict[str, RouteConfig] = Field(min_length=1)
     defaults: DefaultsConfig = DefaultsConfig()
     notify: NotifyConfig = NotifyConfig()
     objectives: ObjectivesConfig = ObjectivesConfig()
@@ -417,7 +484,9 @@ class Config(_Model):
 
     @model_validator(mode="after")
     def _chains_name_providers(self) -> Config:
-        problems = []
+        problems = [f"{kind}: a name cannot be empty" for kind, names in
+                    (("providers", self.providers), ("routes", self.routes))
+                    for name in names if not name.strip()]
         for route_name, route in self.routes.items():
             seen: set[str] = set()
             for i, name in enumerate(route.chain):
@@ -465,6 +534,26 @@ class Config(_Model):
             raise ConfigError(exc.problems, source=source) from None
 
 
+def _field_names(model: type[BaseModel], seen: set[type[BaseModel]]) -> set[str]:
+    seen.add(model)
+    names = set(model.model_fields)
+    for info in model.model_fields.values():
+        for inner in _models_in(info.annotation):
+            if inner not in seen:
+                names |= _field_names(inner, seen)
+    return names
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]
+
+
+#: Every key the config file format knows, for "did you mean" on unknown ones.
+_KNOWN_KEYS: dict[str, object] = dict.fromkeys(_field_names(Config, set()))
+
+
 def _chain_problems(data: Mapping[str, Any]) -> list[str]:
     """Chain references checked on the raw data, so they are reported with field errors."""
     providers, routes = data.get("providers"), data.get("routes")
@@ -501,47 +590,157 @@ def _loc(loc: tuple[int | str, ...]) -> str:
     return out
 
 
+#: pydantic's error types, said for people: what was expected.
+_EXPECTED = {
+    "int_type": "a whole number", "int_parsing": "a whole number",
+    "int_from_float": "a whole number", "float_type": "a number", "float_parsing": "a number",
+    "bool_type": "true or false", "bool_parsing": "true or false", "string_type": "text",
+    "dict_type": "a mapping", "model_type": "a mapping", "list_type": "a list",
+    "finite_number": "a finite number",
+}
+
+
+def _message(err: Any) -> str:
+    kind, ctx, given = err["type"], err.get("ctx") or {}, err.get("input")
+    cause = ctx.get("error")
+    if kind == "extra_forbidden":
+        name = str(err["loc"][-1]) if err["loc"] else ""
+        return "unknown key" + _closest(name, _KNOWN_KEYS)
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "literal_error":
+        return f"expected {ctx.get('expected')}, got {given!r}"
+    if kind in _EXPECTED:
+        return f"expected {_EXPECTED[kind]}, got {given!r}"
+    bounds = {"greater_than_equal": ("at least", "ge"), "greater_than": ("more than", "gt"),
+              "less_than_equal": ("at most", "le"), "less_than": ("less than", "lt")}
+    if kind in bounds:
+        words, key = bounds[kind]
+        return f"expected {words} {ctx.get(key)}, got {given!r}"
+    if kind == "too_short":
+        return f"expected at least {ctx.get('min_length')} item(s), got none"
+    message = str(cause) if cause is not None else str(err["msg"])
+    return message.removeprefix("Value error, ")
+
+
 def _problems(exc: ValidationError) -> list[str]:
-    problems: list[str] = []
+    """One problem per place, in the file's order; several failed alternatives of one
+    value (``hedge.after``: ``p95`` or a duration) become one sentence."""
+    by_place: dict[str, list[str]] = {}
+    extra: list[str] = []
     for err in exc.errors(include_url=False):
-        loc = _loc(err["loc"])
-        ctx = err.get("ctx") or {}
-        cause = ctx.get("error")
+        cause = (err.get("ctx") or {}).get("error")
         if isinstance(cause, ConfigError):
-            problems.extend(cause.problems)
+            extra.extend(cause.problems)
             continue
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key"
-        elif err["type"] == "missing":
-            msg = "required key is missing"
-        elif err["type"] == "literal_error":
-            msg = f"expected {ctx.get('expected')}, got {err.get('input')!r}"
-        else:
-            msg = str(cause) if cause is not None else err["msg"]
-            msg = msg.removeprefix("Value error, ")
-        problems.append(f"{loc}: {msg}" if loc else msg)
+        messages = by_place.setdefault(_loc(err["loc"]), [])
+        message = _message(err)
+        if message not in messages:
+            messages.append(message)
+    problems = [f"{loc}: {_merged(messages)}" if loc else _merged(messages)
+                for loc, messages in by_place.items()]
+    return problems + [p for p in extra if p not in problems]
+
+
+def _merged(messages: list[str]) -> str:
+    if len(messages) == 1 or not all(m.startswith("expected ") for m in messages):
+        return "; ".join(messages)
+    wanted = [m.removeprefix("expected ").split(", got ")[0] for m in messages]
+    got = messages[-1].split(", got ")[-1] if ", got " in messages[-1] else None
+    return "expected " + " or ".join(wanted) + (f", got {got}" if got else "")
+
+
+#: A config file may not expand (YAML aliases) to more values than this.
+MAX_VALUES = 100_000
+
+
+def _yaml(text: str) -> Any:
+    """YAML with every mapping's keys unique, and aliases bounded: a 600-byte file must not
+    expand to a billion values."""
+    import yaml
+
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        problems = _yaml_problems(node)
+        if problems:
+            raise ConfigError(problems)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _yaml_problems(root: Any) -> list[str]:
+    import yaml
+
+    problems: list[str] = []
+    budget = [MAX_VALUES]
+
+    def walk(node: Any, path: str) -> None:
+        budget[0] -= 1
+        if budget[0] < 0:
+            return
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key, value in node.value:
+                name = key.value if isinstance(key, yaml.ScalarNode) else "?"
+                where = f"{path}.{name}" if path else str(name)
+                line = key.start_mark.line + 1
+                if name in seen and name != "<<":
+                    problems.append(f"{where}: the key appears twice (lines {seen[name]} and "
+                                    f"{line}); the second would silently win")
+                seen[name] = line
+                walk(value, where)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, f"{path}[{i}]")
+
+    walk(root, "")
+    if budget[0] < 0:
+        problems.append(f"the file expands to more than {MAX_VALUES:,} values (YAML "
+                        "aliases?); write it out, or use fewer aliases")
     return problems
+
+
+def _json(text: str) -> Any:
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in out:
+                raise ConfigError(f"{key}: the key appears twice in one object; the second "
+                                  "would silently win")
+            out[key] = value
+        return out
+
+    return json.loads(text, object_pairs_hook=unique)
 
 
 def _parse_text(text: str, suffix: str, source: str) -> Any:
     try:
         if suffix in (".yaml", ".yml"):
-            import yaml
-
-            return yaml.safe_load(text)
+            return _yaml(text)
         if suffix == ".toml":
             if sys.version_info >= (3, 11):
                 import tomllib
             else:  # pragma: no cover
                 import tomli as tomllib
 
-            return tomllib.loads(text)
+            return tomllib.loads(text)  # TOML itself refuses duplicate keys
         if suffix == ".json":
-            return json.loads(text)
+            return _json(text)
+    except ConfigError as exc:
+        raise ConfigError(exc.problems, source=source) from None
     except Exception as exc:
         line = getattr(getattr(exc, "problem_mark", None), "line", None)
+        if line is None:
+            line = getattr(exc, "lineno", None)
+            line = line - 1 if isinstance(line, int) else None
         at = f" (line {line + 1})" if line is not None else ""
-        raise ConfigError(f"cannot parse {suffix[1:].upper()}{at}: {exc}", source=source) from None
+        reason = getattr(exc, "problem", None) or getattr(exc, "msg", None) or str(exc)
+        raise ConfigError(f"cannot parse {suffix[1:].upper()}{at}: {reason}",
+                          source=source) from None
     raise ConfigError(
         f"unsupported config file type {suffix!r}: use .yaml, .yml, .toml or .json", source=source
     )
@@ -555,6 +754,11 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError("file not found", source=source) from None
+    except IsADirectoryError:
+        raise ConfigError("is a directory, not a config file", source=source) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"the file is not UTF-8 text (byte {exc.start})",
+                          source=source) from None
     except OSError as exc:
         raise ConfigError(f"cannot read file: {exc.strerror}", source=source) from None
     data = _parse_text(text, file.suffix.lower(), source)
