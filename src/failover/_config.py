@@ -497,6 +497,7 @@ class Config(_Model):
                 elif name in seen:
                     problems.append(f"{where}: provider {name!r} appears twice in the chain")
                 seen.add(name)
+        problems += _unclosed_references(self)
         if self.notify.webhook:
             for i, event in enumerate(self.notify.webhook.events):
                 if event not in EVENT_TYPES:
@@ -552,6 +553,22 @@ def _models_in(annotation: Any) -> list[type[BaseModel]]:
 
 #: Every key the config file format knows, for "did you mean" on unknown ones.
 _KNOWN_KEYS: dict[str, object] = dict.fromkeys(_field_names(Config, set()))
+
+
+def _unclosed_references(config: Config) -> list[str]:
+    """A ``${VAR`` without its brace would be sent literally, as the key itself."""
+    texts: list[tuple[str, str]] = []
+    for name, p in config.providers.items():
+        texts += [(f"providers.{name}.api_key", p.api_key.get_secret_value())] if p.api_key else []
+        texts += [(f"providers.{name}.api_keys[{i}]", k.get_secret_value())
+                  for i, k in enumerate(p.api_keys)]
+        texts += [(f"providers.{name}.headers.{h}", v) for h, v in p.headers.items()]
+        texts += [(f"providers.{name}.base_url", p.base_url or "")]
+    texts += [("state.url", config.state.url or "")]
+    if config.notify.webhook:
+        texts.append(("notify.webhook.url", config.notify.webhook.url))
+    return [f"{where}: '${{' without a closing '}}' (write ${{VAR}})"
+            for where, text in texts if "${" in _ENV_REF.sub("", text)]
 
 
 def _chain_problems(data: Mapping[str, Any]) -> list[str]:

@@ -34,6 +34,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _as_json(args: argparse.Namespace, errors: list[str]) -> bool:
+    """With ``--json`` an error is JSON too (on stdout, for the program reading it)."""
+    if not getattr(args, "json", False):
+        return False
+    import json
+
+    print(json.dumps({"ok": False, "valid": False, "config": getattr(args, "config", None),
+                      "errors": errors}, indent=2))
+    return True
+
+
 def _print_config_error(err: BaseException) -> None:
     from failover import ConfigError
 
@@ -65,10 +76,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.func(args)
     except ConfigError as err:
-        _print_config_error(err)
+        if not _as_json(args, err.problems):
+            _print_config_error(err)
         return 1
     except StoreError as err:  # the deferred store cannot be read or written
-        print(f"error: {err}", file=sys.stderr)
+        if not _as_json(args, [str(err)]):
+            print(f"error: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:  # a file the user pointed at: one line, not a traceback
+        where = f" {err.filename}:" if err.filename else ""
+        message = f"{where} {err.strerror or err}".strip()
+        if not _as_json(args, [message]):
+            print(f"error: {message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

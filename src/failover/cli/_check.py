@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from typing import TYPE_CHECKING
 
@@ -9,7 +10,7 @@ from failover import ConfigError
 from failover._config import env_problems
 from failover._secrets import mask_url
 
-from ._common import describe_fallback, load, plaintext_key
+from ._common import describe_fallback, load, plaintext_key, positive_seconds
 from ._output import Style, fmt_duration, fmt_ms, table
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--probe", action="store_true", help="send one tiny request to each provider")
     p.add_argument("--provider", action="append", metavar="NAME",
                    help="probe only this provider (repeatable)")
-    p.add_argument("--timeout", type=float, default=20.0, metavar="SECONDS",
+    p.add_argument("--timeout", type=positive_seconds, default=20.0, metavar="SECONDS",
                    help="deadline of each probe (default 20)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run)
@@ -70,6 +71,15 @@ def errors_for(config: Config) -> list[str]:
                     load_callable(ref, f"routes.{name}.fallback.{key}")
                 except ConfigError as exc:
                     out.extend(exc.problems)
+    # Variables the router itself needs at start (a provider's key only fails over).
+    out.extend(p for p in env_problems(config) if not p.startswith("providers."))
+    needs = {"redis": config.state.backend == "redis",
+             "opentelemetry": config.telemetry.opentelemetry is True}
+    extras = {"redis": "redis", "opentelemetry": "opentelemetry-api"}
+    for module, needed in needs.items():
+        if needed and importlib.util.find_spec(module) is None:
+            out.append(f"{'state.backend' if module == 'redis' else 'telemetry.opentelemetry'}:"
+                       f" needs the {module} package (pip install {extras[module]})")
     if any(route.fallback.defer for route in config.routes.values()):
         try:
             DeferredStore(config.deferred_path(),

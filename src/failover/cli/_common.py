@@ -15,8 +15,11 @@ __all__ = [
     "describe_fallback",
     "env_refs",
     "load",
+    "non_negative_seconds",
     "plaintext_key",
+    "positive_seconds",
     "record_path",
+    "writable_file",
 ]
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-[^}]*)?\}")
@@ -63,3 +66,46 @@ def describe_fallback(route: RouteConfig) -> str:
     if route.fallback.defer:
         parts.append("defer")
     return ", ".join(parts) if parts else "none"
+
+
+def positive_seconds(text: str) -> float:
+    """An argparse type: a number of seconds above zero (``--timeout``)."""
+    return _seconds(text, allow_zero=False)
+
+
+def non_negative_seconds(text: str) -> float:
+    """An argparse type: zero or more seconds (``--latency``, ``--interval``)."""
+    return _seconds(text, allow_zero=True)
+
+
+def _seconds(text: str, *, allow_zero: bool) -> float:
+    import argparse
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        least = "0 or more" if allow_zero else "above 0"
+        raise argparse.ArgumentTypeError(f"expected seconds {least}, got {text!r}")
+    return value
+
+
+def writable_file(text: str) -> str:
+    """An argparse type: a file that can be written, checked before any work starts. A
+    missing folder is created only below the working directory (``-o docs/plan.md``): a
+    typo like ``/nonexistent/x.md`` is an error, not a new tree of folders."""
+    import argparse
+    import os
+
+    path = Path(text).resolve()
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a directory")
+    folder = path.parent
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if existing != folder and not folder.is_relative_to(Path.cwd().resolve()):
+        raise argparse.ArgumentTypeError(f"folder {folder} does not exist")
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        raise argparse.ArgumentTypeError(f"folder {existing} is not writable")
+    return text

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._common import load, record_path
+from ._common import load, non_negative_seconds, record_path, writable_file
 from ._output import Style, fmt_duration, table
 
 if TYPE_CHECKING:
@@ -627,13 +627,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--scenario", action="append", metavar="KEY",
                    help=f"run only this scenario (repeatable): {keys}")
     p.add_argument("--json", action="store_true", help="machine-readable report on stdout")
-    p.add_argument("--chart", metavar="FILE.png",
+    p.add_argument("--chart", metavar="FILE.png", type=writable_file,
                    help="draw latency and serving provider over time per scenario")
     p.add_argument("--simulated-time", action="store_true",
                    help="run on a simulated clock: long timeouts and breaker times cost nothing")
-    p.add_argument("--latency", type=float, default=DEFAULT_LATENCY, metavar="SECONDS",
+    p.add_argument("--latency", type=non_negative_seconds, default=DEFAULT_LATENCY,
+                   metavar="SECONDS",
                    help="simulated latency of a healthy answer (default 0.01)")
-    p.add_argument("--interval", type=float, default=0.0, metavar="SECONDS",
+    p.add_argument("--interval", type=non_negative_seconds, default=0.0, metavar="SECONDS",
                    help="pause between requests (default 0)")
     p.add_argument("--no-record", action="store_true",
                    help="do not record the drill in .failover/drills.json")
@@ -787,6 +788,7 @@ def run(args: argparse.Namespace) -> int:
     if args.chart:
         from ._chart import draw_chart
 
+        Path(args.chart).parent.mkdir(parents=True, exist_ok=True)  # checked: below cwd
         draw_chart(report, args.chart)
     if args.config and not args.no_record:
         with contextlib.suppress(OSError):

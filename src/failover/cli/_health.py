@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from ._common import load
+from ._common import load, positive_seconds
 from ._output import Style, fmt_ms, table
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "provider is unhealthy.",
     )
     p.add_argument("config", metavar="CONFIG")
-    p.add_argument("--timeout", type=float, default=20.0, metavar="SECONDS",
+    p.add_argument("--timeout", type=positive_seconds, default=20.0, metavar="SECONDS",
                    help="deadline of each probe (default 20)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run)

@@ -22,7 +22,14 @@ from typing import TYPE_CHECKING, Any
 
 from failover._secrets import mask_url
 
-from ._common import describe_fallback, env_refs, load, plaintext_key, record_path
+from ._common import (
+    describe_fallback,
+    env_refs,
+    load,
+    plaintext_key,
+    record_path,
+    writable_file,
+)
 from ._output import fmt_duration
 
 if TYPE_CHECKING:
@@ -315,7 +322,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "runbook, objectives, the maturity level reached and the gaps.",
     )
     p.add_argument("config", metavar="CONFIG")
-    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+    p.add_argument("-o", "--output", metavar="FILE", type=writable_file,
+                   help="write to FILE instead of stdout")
     p.add_argument("--min-level", type=int, choices=(1, 2, 3), metavar="N",
                    help="exit 1 if any route is below level N (for CI)")
     p.set_defaults(func=run)
@@ -326,7 +334,7 @@ def run(args: argparse.Namespace) -> int:
     drills = load_drills(args.config)
     text = build_plan(config, args.config, drills=drills)
     if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)  # below cwd only
         Path(args.output).write_text(text, encoding="utf-8")
         print(f"wrote {args.output}")
     else:
