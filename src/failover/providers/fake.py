@@ -24,6 +24,7 @@ import time
 import weakref
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import httpx2
 from pydantic import SecretStr
@@ -63,7 +64,8 @@ class FakeAdapter(OpenAIAdapter):
     """``type: fake``: OpenAI's wire format, answered in process from ``config.fake``."""
 
     def __init__(self, name: str, config: ProviderConfig, timeouts: TimeoutsConfig) -> None:
-        self._simulator_id = f"{name}#{next(_ids)}"
+        # A header value is ASCII: a provider may be named in any script.
+        self._simulator_id = f"{quote(name)}#{next(_ids)}"
         updates: dict[str, Any] = {
             "headers": {**config.headers, SIMULATOR_HEADER: self._simulator_id},
         }

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import httpx2
@@ -40,7 +41,7 @@ def to_httpx2_error(exc: BaseException) -> BaseException:
 def _to_httpx_request(request: httpx2.Request, provider: str) -> httpx.Request:
     body = request.read()
     headers = [(k, v) for k, v in request.headers.multi_items()]
-    headers.append((PROVIDER_HEADER, provider))
+    headers.append((PROVIDER_HEADER, quote(provider)))  # header values are ASCII
     return httpx.Request(request.method, str(request.url), headers=headers, content=body)
 
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import quote, unquote
 
 import httpx
 import httpx2
@@ -177,7 +178,7 @@ class SimulatedProvider:
     def _pattern(self) -> dict[str, Any]:
         if _is_url(self.key):
             return {"url__startswith": self.key.rstrip("/")}
-        return {"headers": {PROVIDER_HEADER: self.key}}
+        return {"headers": {PROVIDER_HEADER: quote(self.key)}}
 
     def __repr__(self) -> str:
         return f"<SimulatedProvider {self.key!r} {self._behaviour!r} calls={self.calls}>"
@@ -443,7 +444,7 @@ class FakeProviders:
 
     def _record(self, request: httpx.Request, exchange: _Exchange | None) -> RecordedRequest:
         wire = read_request(str(request.url), request.content)
-        provider = request.headers.get(PROVIDER_HEADER, "") or (
+        provider = unquote(request.headers.get(PROVIDER_HEADER, "")) or (
             exchange.provider if exchange else ""
         )
         recorded = RecordedRequest(
