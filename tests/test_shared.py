@@ -212,3 +212,100 @@ def test_secrets_never_reach_redis(redis_url: str, prefix: str, tmp_path: Path) 
     client.close()
     assert stored is not None and b"forced_open" in stored
     assert b"sk-test" not in stored
+
+
+# --- a Redis that goes away, and peers that cannot be trusted ---------------------------
+
+
+def _start_redis(port: int, workdir: Path) -> subprocess.Popen[bytes]:
+    binary = shutil.which("redis-server")
+    assert binary is not None, "redis-server is needed (.ci/run installs it)"
+    server = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    import redis
+
+    client = redis.Redis(port=port)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            assert time.monotonic() < deadline and server.poll() is None
+            time.sleep(0.02)
+    client.close()
+    return server
+
+
+def test_a_breaker_opened_while_redis_was_down_reaches_the_others_when_it_returns(
+    tmp_path: Path, prefix: str
+) -> None:
+    port = _free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    clock = FakeClock()
+    server = None
+    with FakeProviders(clock=clock) as fake:
+        fake["openai"].fail(503)
+        fake["claude"].answer("claude")
+        worker_a = failover.Router(shared_config(url, prefix), clock=clock)
+        try:
+            for _ in range(3):                  # Redis is down: the publish fails
+                worker_a.complete("hi")
+            assert worker_a.health()["openai"].state == "open"
+            server = _start_redis(port, tmp_path)
+            worker_b = failover.Router(shared_config(url, prefix), clock=clock)
+            try:
+                eventually(lambda: worker_b.health()["openai"].state == "open",
+                           "the state made during the outage to reach worker B", timeout=20)
+            finally:
+                worker_b.close()
+        finally:
+            worker_a.close()
+            if server is not None:
+                server.terminate()
+                server.wait(5)
+
+
+def test_an_absurd_snapshot_is_clamped_or_refused(redis_url: str, prefix: str) -> None:
+    import redis
+
+    router = failover.Router(shared_config(redis_url, prefix))
+    client = redis.Redis.from_url(redis_url)
+    try:
+        def send(**fields: Any) -> None:
+            client.publish(f"{prefix}:breakers", json.dumps({
+                "origin": "a-hostile-peer", "provider": "openai", "published_at": time.time(),
+                **fields}))
+
+        send(state="open", open_for_left=1e300, open_for=1e300, consecutive_failures=3)
+        eventually(lambda: router.health()["openai"].state == "open", "the snapshot")
+        breaker = router._state.providers["openai"].breaker
+        limit = router.config.defaults.breaker.max_open_for
+        assert breaker.open_until is not None
+        assert breaker.open_until <= time.monotonic() + limit + 1
+        send(state="closed", open_for_left=None, open_for=-50, consecutive_failures=0)
+        time.sleep(0.3)  # a refused message leaves no trace to wait for
+        assert router.health()["openai"].state == "open"
+        # A peer whose clock runs an hour ahead cannot stretch the period either.
+        send(state="open", open_for_left=2.0, open_for=5.0, consecutive_failures=3,
+             published_at=time.time() + 3600)
+        eventually(lambda: breaker.open_until is not None
+                   and breaker.open_until <= time.monotonic() + 2.5, "the skewed snapshot")
+    finally:
+        client.close()
+        router.close()
+
+
+def test_a_down_redis_logs_a_bounded_number_of_lines(
+    prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"redis://127.0.0.1:{_free_port()}/0"   # nothing listens there
+    with caplog.at_level("ERROR", logger="failover.shared"):
+        router = failover.Router(shared_config(url, prefix))
+        router.force_open("openai")                  # a publish that fails too
+        time.sleep(3.0)
+        router.close()
+    lines = [r for r in caplog.records if r.name == "failover.shared"]
+    assert 1 <= len(lines) <= 3, [r.getMessage() for r in lines]

@@ -305,11 +305,19 @@ class Breaker:
             raise ValueError(f"open_until must be a number or None, got {open_until!r}")
         if not isinstance(open_for, (int, float)) or not isinstance(consecutive, int):
             raise ValueError("open_for must be a number and consecutive_failures an int")
+        if not math.isfinite(open_for) or open_for < 0 or consecutive < 0 or (
+                open_until is not None and math.isnan(open_until)):
+            raise ValueError(f"not a sane snapshot: open_for {open_for!r}, "
+                             f"consecutive_failures {consecutive!r}")
         if state != self._state:
             self._state = state  # type: ignore[assignment]
             self._new_epoch()
-        self.open_until = None if open_until is None else float(open_until)
-        self._open_for = float(open_for)
+        # What another worker says is clamped to this breaker's own limits: a provider is
+        # never kept open longer than max_open_for from now, whatever arrives.
+        cfg = self.config
+        self.open_until = None if open_until is None else min(
+            float(open_until), self._clock() + cfg.max_open_for)
+        self._open_for = min(max(float(open_for), cfg.open_for), cfg.max_open_for)
         self.consecutive_failures = consecutive
         window = data.get("window")
         if isinstance(window, Mapping):

@@ -537,7 +537,8 @@ class Router:
             register_url(state_url)
             self._shared = RedisBreakerSync(
                 state_url, prefix=config.state.prefix,
-                clock=self._clock, apply=self._adopt_shared)
+                clock=self._clock, apply=self._adopt_shared,
+                local=lambda: [p.breaker.snapshot() for p in self._state.providers.values()])
             self._shared.start(list(self._state.providers))
         self._notifier: Any = None
         self._notify_config: Any = None

@@ -5,12 +5,18 @@ What crosses processes is a breaker's *transitions* (opened, half-open, closed, 
 reset): the worker that made one writes the breaker's snapshot to
 ``{prefix}:breaker:{provider}`` and publishes it on ``{prefix}:breakers``; every other
 worker adopts it from a background subscriber thread within milliseconds, and a worker
-that starts reads the stored snapshots first. Times travel as wall-clock seconds and are
-turned back into each process's monotonic clock on arrival.
+that starts reads the stored snapshots first.
+
+An open period travels as the time *left* (with when it was published), never as a
+moment on one host's clock: a receiver subtracts the message's age, which clock skew can
+only make larger (the period shorter), and the breaker clamps what it adopts to its own
+``max_open_for``. A message from a broken or hostile peer cannot keep a provider open.
 
 Redis being slow or down never touches a request: publishing goes through a bounded
-queue on its own thread, failures are logged, and the workers carry on with their own
-breakers until Redis is back.
+queue on its own thread and the workers carry on with their own breakers. When Redis is
+back, each worker republishes its current states and re-reads the others', so a
+transition made during the outage still reaches every worker. Connection errors are
+logged once, then summarised at most once a minute, not several times a second.
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ class RedisBreakerSync:
         prefix: str,
         clock: Callable[[], float],
         apply: Callable[[str, Mapping[str, Any]], None],
+        local: Callable[[], list[Mapping[str, Any]]] = list,
     ) -> None:
         try:
             import redis
@@ -62,6 +69,11 @@ class RedisBreakerSync:
         self.channel = f"{prefix}:breakers"
         self._clock = clock
         self._apply = apply
+        #: This worker's current breaker snapshots, republished after an outage.
+        self._local = local
+        self._providers: list[str] = []
+        self._out_of_touch = False
+        self._errors = _ErrorLog(logger)
         self._redis: Any = redis.Redis.from_url(
             url, socket_timeout=1.0, socket_connect_timeout=1.0, health_check_interval=10)
         self._outbox: queue.Queue[Any] = queue.Queue(maxsize=1000)
@@ -72,25 +84,30 @@ class RedisBreakerSync:
     # -- time translation ----------------------------------------------------------------
 
     def _to_wire(self, snapshot: Mapping[str, Any]) -> dict[str, Any]:
-        offset = time.time() - self._clock()
         open_until = snapshot.get("open_until")
+        left = None if open_until is None else max(0.0, float(open_until) - self._clock())
         return {
             "origin": self.origin,
             "provider": snapshot["provider"],
             "state": snapshot["state"],
-            "open_until_epoch": None if open_until is None else float(open_until) + offset,
+            "open_for_left": left,
             "open_for": snapshot.get("open_for"),
             "consecutive_failures": snapshot.get("consecutive_failures", 0),
             "published_at": time.time(),
         }
 
     def _from_wire(self, message: Mapping[str, Any]) -> dict[str, Any]:
-        offset = self._clock() - time.time()
-        epoch = message.get("open_until_epoch")
+        left = message.get("open_for_left")
+        if left is not None:
+            left = float(left)
+            published = float(message.get("published_at") or 0.0)
+            # A clock ahead of ours makes the age negative: count it as none. A clock
+            # behind makes it larger: the period ends sooner, never later.
+            left = max(0.0, left - max(0.0, time.time() - published))
         return {
-            "provider": message["provider"],
+            "provider": str(message["provider"]),
             "state": message["state"],
-            "open_until": None if epoch is None else float(epoch) + offset,
+            "open_until": None if left is None else self._clock() + left,
             "open_for": message.get("open_for"),
             "consecutive_failures": message.get("consecutive_failures", 0),
         }
@@ -115,8 +132,10 @@ class RedisBreakerSync:
                 pipe.publish(self.channel, payload)
                 pipe.execute()
             except Exception as exc:
-                logger.error("shared breaker state: cannot publish to Redis at %s: %s",
-                             self._where, exc)
+                self._out_of_touch = True  # republish everything once Redis is back
+                self._errors.failed(f"cannot publish to Redis at {self._where}", exc)
+            else:
+                self._errors.ok(f"Redis at {self._where}")
 
     # -- receiving ---------------------------------------------------------------------------
 
@@ -131,6 +150,9 @@ class RedisBreakerSync:
             return
         try:
             self._apply(snapshot["provider"], snapshot)
+        except (ValueError, TypeError) as exc:
+            logger.error("shared breaker state: refusing a snapshot of %s: %s",
+                         snapshot["provider"], exc)
         except Exception:
             logger.exception("shared breaker state: applying %s failed", snapshot["provider"])
 
@@ -141,32 +163,47 @@ class RedisBreakerSync:
         try:
             values = self._redis.mget([f"{self.prefix}:breaker:{p}" for p in providers])
         except Exception as exc:
-            logger.error("shared breaker state: cannot read Redis at %s: %s", self._where, exc)
+            self._out_of_touch = True
+            self._errors.failed(f"cannot read Redis at {self._where}", exc)
             return
         for raw in values:
             if raw is not None:
                 self._adopt(raw)
 
+    def resync(self) -> None:
+        """After an outage: tell the others our states, then take in theirs."""
+        for snapshot in self._local():
+            self.publish(snapshot)
+        self._out_of_touch = False
+        self.load(self._providers)
+
     def _subscriber(self) -> None:
         pubsub = None
+        backoff = 0.5
         while not self._stop.is_set():
             try:
                 if pubsub is None:
                     pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
                     pubsub.subscribe(self.channel)
+                    if self._out_of_touch:
+                        self.resync()
+                    backoff = 0.5
                 message = pubsub.get_message(timeout=0.2)
                 if message is not None and message.get("type") == "message":
                     self._adopt(message["data"])
+                elif self._out_of_touch:
+                    self.resync()  # a publish failed while the subscription held
             except Exception as exc:
-                logger.error("shared breaker state: lost Redis at %s (%s); retrying",
-                             self._where, exc)
+                self._out_of_touch = True
+                self._errors.failed(f"lost Redis at {self._where}", exc)
                 if pubsub is not None:
                     try:
                         pubsub.close()
                     except Exception:
                         pass
                     pubsub = None
-                self._stop.wait(1.0)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
         if pubsub is not None:
             try:
                 pubsub.close()
@@ -176,6 +213,7 @@ class RedisBreakerSync:
     # -- lifetime ------------------------------------------------------------------------------
 
     def start(self, providers: list[str]) -> None:
+        self._providers = list(providers)
         self.load(providers)
         for target, name in ((self._publisher, "publish"), (self._subscriber, "subscribe")):
             thread = threading.Thread(target=target, name=f"failover-redis-{name}",
@@ -196,3 +234,35 @@ class RedisBreakerSync:
             self._redis.close()
         except Exception:
             pass
+
+
+class _ErrorLog:
+    """The first error of an outage at ERROR, then one summary a minute, then "back"."""
+
+    def __init__(self, log: logging.Logger, every: float = 60.0) -> None:
+        self._log = log
+        self._every = every
+        self._failing = 0
+        self._last = 0.0
+        self._lock = threading.Lock()
+
+    def failed(self, what: str, exc: BaseException) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._failing += 1
+            first, due = self._failing == 1, now - self._last >= self._every
+            if first or due:
+                self._last = now
+        if first:
+            self._log.error("shared breaker state: %s: %s; each worker keeps its own "
+                            "breakers meanwhile", what, exc)
+        elif due:
+            self._log.error("shared breaker state: %s: still failing (%d errors so far): %s",
+                            what, self._failing, exc)
+
+    def ok(self, what: str) -> None:
+        with self._lock:
+            failed, self._failing = self._failing, 0
+        if failed:
+            self._log.warning("shared breaker state: %s is back after %d error(s)", what,
+                              failed)
