@@ -12,7 +12,8 @@ from failover.testing import FakeClock, FakeProviders
 
 CONFIG = {
     "providers": {"основной": {"type": "fake"},
-                  "予備": {"type": "openai", "model": "gpt-4o-mini", "api_key": "sk-test-01234567"}},
+                  "予備": {"type": "openai", "model": "gpt-4o-mini",
+                           "api_key": "sk-test-01234567"}},
     "routes": {"маршрут": {"chain": ["основной", "予備"]}},
 }
 
