@@ -101,3 +101,28 @@ def test_an_alias_bomb_is_refused_quickly(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", code, str(path)], timeout=20, check=True)
     assert done.returncode == 0
     assert len(BOMB) < 700  # 10^9 values from a few hundred bytes
+
+
+def test_problems_carry_the_line_of_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "failover.yaml"
+    path.write_text("providers:\n  openai: {type: openai, model: m, api_key: none,\n"
+                    "           timeout: 3x}\nroutes:\n  default: {chain: [openai, gemni]}\n")
+    with pytest.raises(failover.ConfigError) as caught:
+        failover.Config.from_file(path)
+    assert caught.value.problems == [
+        "providers.openai.timeout: expected a duration like '200ms', '30s' or '5m', got '3x' "
+        "(line 3)",
+        "routes.default.chain[1]: unknown provider 'gemni' (did you mean 'openai'?) (line 5)"
+        if "did you mean" in caught.value.problems[1]
+        else "routes.default.chain[1]: unknown provider 'gemni' (line 5)",
+    ]
+
+
+def test_an_error_found_while_building_the_router_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "failover.yaml"
+    path.write_text(config(route=", fallback: {python: 'no_such_module:answer'}"))
+    with pytest.raises(failover.ConfigError) as caught:
+        failover.Router.from_file(path)
+    assert str(path) in str(caught.value)
+    assert "routes.default.fallback.python: cannot import module 'no_such_module'" in str(
+        caught.value)

@@ -129,3 +129,21 @@ def test_one_router_serves_three_successive_event_loops(loopback: Loopback) -> N
     assert {h.state for h in router.health().values()} == {"closed"}
     assert loopback.requests == 9
     router.close()
+
+
+def test_one_list_of_parameters() -> None:
+    import inspect
+
+    from failover._models import REQUEST_PARAMS, build_request
+
+    built = set(inspect.signature(build_request).parameters) - {"messages", "route"}
+    assert built == REQUEST_PARAMS
+    for entry in ("complete", "acomplete", "stream", "astream"):
+        signature = inspect.signature(getattr(failover.Router, entry))
+        assert signature.parameters["timeout"].kind is inspect.Parameter.KEYWORD_ONLY
+        assert "CompletionParams" in str(signature.parameters["params"].annotation)
+
+
+def test_a_message_with_an_unknown_role_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"Message\.role: expected one of"):
+        failover.Message(role="bogus", content="hi")  # type: ignore[arg-type]

@@ -671,9 +671,9 @@ def _merged(messages: list[str]) -> str:
 MAX_VALUES = 100_000
 
 
-def _yaml(text: str) -> Any:
+def _yaml(text: str, lines: dict[str, int]) -> Any:
     """YAML with every mapping's keys unique, and aliases bounded: a 600-byte file must not
-    expand to a billion values."""
+    expand to a billion values. ``lines`` gets the line of each key's path."""
     import yaml
 
     loader = yaml.SafeLoader(text)
@@ -681,7 +681,7 @@ def _yaml(text: str) -> Any:
         node = loader.get_single_node()
         if node is None:
             return None
-        problems = _yaml_problems(node)
+        problems = _yaml_problems(node, lines)
         if problems:
             raise ConfigError(problems)
         return loader.construct_document(node)
@@ -689,7 +689,7 @@ def _yaml(text: str) -> Any:
         loader.dispose()
 
 
-def _yaml_problems(root: Any) -> list[str]:
+def _yaml_problems(root: Any, lines: dict[str, int]) -> list[str]:
     import yaml
 
     problems: list[str] = []
@@ -705,6 +705,7 @@ def _yaml_problems(root: Any) -> list[str]:
                 name = key.value if isinstance(key, yaml.ScalarNode) else "?"
                 where = f"{path}.{name}" if path else str(name)
                 line = key.start_mark.line + 1
+                lines.setdefault(where, line)
                 if name in seen and name != "<<":
                     problems.append(f"{where}: the key appears twice (lines {seen[name]} and "
                                     f"{line}); the second would silently win")
@@ -712,6 +713,7 @@ def _yaml_problems(root: Any) -> list[str]:
                 walk(value, where)
         elif isinstance(node, yaml.SequenceNode):
             for i, item in enumerate(node.value):
+                lines.setdefault(f"{path}[{i}]", item.start_mark.line + 1)
                 walk(item, f"{path}[{i}]")
 
     walk(root, "")
@@ -734,10 +736,10 @@ def _json(text: str) -> Any:
     return json.loads(text, object_pairs_hook=unique)
 
 
-def _parse_text(text: str, suffix: str, source: str) -> Any:
+def _parse_text(text: str, suffix: str, source: str, lines: dict[str, int]) -> Any:
     try:
         if suffix in (".yaml", ".yml"):
-            return _yaml(text)
+            return _yaml(text, lines)
         if suffix == ".toml":
             if sys.version_info >= (3, 11):
                 import tomllib
@@ -763,6 +765,16 @@ def _parse_text(text: str, suffix: str, source: str) -> Any:
     )
 
 
+def _with_line(problem: str, lines: Mapping[str, int]) -> str:
+    """``path: message (line N)``, from the deepest part of the path the file has."""
+    path, sep, _ = problem.partition(": ")
+    if not sep:
+        return problem
+    while path and path not in lines:
+        path = re.sub(r"(\.[^.\[]*|\[\d+\])$", "", path)
+    return f"{problem} (line {lines[path]})" if path else problem
+
+
 def load_config(path: str | os.PathLike[str]) -> Config:
     """Read and validate a config file; every problem is reported at once."""
     file = Path(path)
@@ -778,10 +790,14 @@ def load_config(path: str | os.PathLike[str]) -> Config:
                           source=source) from None
     except OSError as exc:
         raise ConfigError(f"cannot read file: {exc.strerror}", source=source) from None
-    data = _parse_text(text, file.suffix.lower(), source)
+    lines: dict[str, int] = {}
+    data = _parse_text(text, file.suffix.lower(), source, lines)
     if not isinstance(data, Mapping):
         raise ConfigError("the top level must be a mapping with 'providers' and 'routes'",
                           source=source)
-    config = Config.from_mapping(data, source=source)
+    try:
+        config = Config.from_mapping(data, source=source)
+    except ConfigError as exc:
+        raise ConfigError([_with_line(p, lines) for p in exc.problems], source=source) from None
     config._folder = file.resolve().parent
     return config

@@ -6,12 +6,11 @@ share one vocabulary whatever the provider's wire format.
 
 from __future__ import annotations
 
-import inspect
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Literal, cast, get_args
+from typing import Any, Literal, TypedDict, cast, get_args
 
 from ._errors import BadRequest
 from ._types import FinishReason, Role
@@ -19,6 +18,7 @@ from ._types import FinishReason, Role
 __all__ = [
     "Attempt",
     "Completed",
+    "CompletionParams",
     "ContentPart",
     "ImagePart",
     "JsonSchema",
@@ -499,8 +499,22 @@ def _metadata(metadata: Any) -> Mapping[str, str]:
 
 _NO_METADATA: Mapping[str, str] = MappingProxyType({})
 
-#: The keyword parameters of a completion (besides ``messages`` and ``route``).
-REQUEST_PARAMS = frozenset(inspect.signature(build_request).parameters) - {"messages", "route"}
+class CompletionParams(TypedDict, total=False):
+    """The keyword parameters of a completion, for type checkers (``**params``)."""
+
+    max_tokens: int
+    temperature: float
+    top_p: float
+    stop: str | Sequence[str]
+    tools: Sequence[Any]
+    tool_choice: Any
+    response_format: Any
+    metadata: Mapping[str, str]
+
+
+#: The keyword parameters of a completion (besides ``messages`` and ``route``): the
+#: names of `CompletionParams`, plus ``system``.
+REQUEST_PARAMS = frozenset(CompletionParams.__annotations__) | {"system"}
 
 
 def check_params(names: Iterable[str], where: str) -> None:

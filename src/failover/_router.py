@@ -91,6 +91,9 @@ from .providers._base import current_override
 from .providers._known import known_context_window
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from ._models import CompletionParams
     from ._types import Clock
     from .providers._base import ProviderAdapter
 
@@ -560,7 +563,11 @@ class Router:
         cls, path: str | os.PathLike[str], *, clock: Clock | None = None,
         instrumentation: Sequence[Instrumentation] = (),
     ) -> Router:
-        return cls(load_config(path), clock=clock, path=path, instrumentation=instrumentation)
+        config = load_config(path)
+        try:
+            return cls(config, clock=clock, path=path, instrumentation=instrumentation)
+        except ConfigError as exc:  # found while building (an unimportable fallback)
+            raise ConfigError(exc.problems, source=str(path)) from None
 
     @property
     def config(self) -> Config:
@@ -609,7 +616,7 @@ class Router:
         system: str | None = None,
         timeout: float | None = None,
         deadline: float | None = None,
-        **params: Any,
+        **params: Unpack[CompletionParams],
     ) -> Response:
         """Answer ``messages`` through ``route``'s chain (blocking)."""
         call = self._start("complete", messages, route, timeout, deadline,
@@ -643,7 +650,7 @@ class Router:
         system: str | None = None,
         timeout: float | None = None,
         deadline: float | None = None,
-        **params: Any,
+        **params: Unpack[CompletionParams],
     ) -> Response:
         """Answer ``messages`` through ``route``'s chain."""
         call = self._start("acomplete", messages, route, timeout, deadline,
@@ -944,7 +951,7 @@ class Router:
         system: str | None = None,
         timeout: float | None = None,
         deadline: float | None = None,
-        **params: Any,
+        **params: Unpack[CompletionParams],
     ) -> Iterator[StreamEvent]:
         """Deltas as they come, then `Completed`; see the route's ``stream_interrupt``."""
         call = self._start("stream", messages, route, timeout, deadline,
@@ -1034,7 +1041,7 @@ class Router:
         system: str | None = None,
         timeout: float | None = None,
         deadline: float | None = None,
-        **params: Any,
+        **params: Unpack[CompletionParams],
     ) -> AsyncIterator[StreamEvent]:
         """Deltas as they come, then `Completed`; see the route's ``stream_interrupt``."""
         call = self._start("astream", messages, route, timeout, deadline,

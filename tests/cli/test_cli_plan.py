@@ -156,3 +156,15 @@ def test_plan_of_a_broken_config_prints_the_problems(
     run = cli("plan", str(write_config({"providers": {}, "routes": {"x": {"chain": ["y"]}}})))
     assert run.code == 1
     assert "routes.x.chain[0]: unknown provider 'y'" in run.err
+
+
+def test_a_fallback_that_cannot_be_imported_is_no_fallback(
+    cli: CliRunner, write_config: ConfigWriter
+) -> None:
+    data = {"providers": {"sim": {"type": "fake"}},
+            "routes": {"solo": {"chain": ["sim"],
+                                "fallback": {"python": "no_such_module:answer"}}}}
+    run = cli("plan", str(write_config(data)))
+    assert run.code == 0
+    assert "the python fallback cannot run" in run.out
+    assert "level 0 of 3" in run.out or "0 of 3" in run.out

@@ -91,6 +91,20 @@ def _runbook_missing(runbook: str, base: Path) -> bool:
     return not (base / runbook).exists()
 
 
+def _unimportable(ref: str | None, where: str) -> str | None:
+    """Why ``ref`` cannot be imported, or None (a fallback that cannot run is no fallback)."""
+    if not ref:
+        return None
+    from failover import ConfigError
+    from failover._fallback import load_callable
+
+    try:
+        load_callable(ref, where)
+    except ConfigError as exc:
+        return "; ".join(exc.problems)
+    return None
+
+
 def assess(
     config: Config, route_name: str, *, drills: list[dict[str, Any]] | None = None,
     base: Path | None = None, now: datetime.datetime | None = None,
@@ -100,12 +114,17 @@ def assess(
     webhook = config.notify.webhook
     out = RouteAssessment(route_name, 0)
 
-    has_fallback = bool(fb.runbook or fb.python or fb.defer)
+    broken = _unimportable(fb.python, f"routes.{route_name}.fallback.python")
+    has_fallback = bool(fb.runbook or (fb.python and not broken) or fb.defer)
     usable = [p for p in route.chain if config.providers[p].force != "open"]
     has_backup = len(usable) >= 2
     alerts = [e for e in (webhook.events if webhook else []) if e in ALERT_EVENTS]
 
     gaps: dict[int, list[str]] = {1: [], 2: [], 3: []}
+    if broken:
+        # The only manual fallback, broken: no level 1. Beside a runbook or defer: fix it.
+        (out.advisory if has_fallback else gaps[1]).append(
+            f"the python fallback cannot run: {broken}")
     if not has_fallback:
         gaps[1].append("no manual fallback: add `fallback.runbook` (the documented "
                        "procedure), `fallback.python` or `fallback.defer: true`")
