@@ -26,10 +26,12 @@ from failover.cli import main as cli_main
 SECRETS = {
     "OPENAI": "sk-live-openai-S3CR3T-0001",
     "CLAUDE": "claudekey-S3CR3T-0002",         # not key-shaped: only scrubbing by value finds it
+    "CLAUDE_SPARE": "claudespare-S3CR3T-0007",  # the second key of a pool
     "GEMINI": "geminikey-S3CR3T-0003",
     "GATEWAY": "gateway-token-S3CR3T-0004",
     "BASIC_PASSWORD": "basicpw-S3CR3T-0005",
     "HOOK": "T0REDTEAMHOOKTOKEN777",
+    "REDIS": "redispass-S3CR3T-0006",
 }
 
 
@@ -98,7 +100,7 @@ def config_path(tmp_path: Path, echo: int, monkeypatch: pytest.MonkeyPatch) -> P
                        "base_url": f"http://user:{SECRETS['BASIC_PASSWORD']}@127.0.0.1:{echo}/v1",
                        "headers": {"X-Gateway-Token": "${T_GATEWAY}"}},
             "claude": {"type": "anthropic", "model": "claude-haiku-4-5",
-                       "api_key": "${T_CLAUDE}", "base_url": base},
+                       "api_keys": ["${T_CLAUDE}", "${T_CLAUDE_SPARE}"], "base_url": base},
             "gemini": {"type": "gemini", "model": "gemini-2.5-flash", "api_key": "${T_GEMINI}",
                        "base_url": base},
         },
@@ -109,8 +111,19 @@ def config_path(tmp_path: Path, echo: int, monkeypatch: pytest.MonkeyPatch) -> P
                                "events": ["attempt_failed", "breaker_opened",
                                           "all_providers_failed", "deferred"]}},
         "deferred": {"path": str(tmp_path / "deferred.sqlite")},
+        # A Redis with a password that is down: its connection errors are logged too.
+        "state": {"backend": "redis",
+                  "url": f"redis://:{SECRETS['REDIS']}@127.0.0.1:{closed_port()}/0"},
     }))
     return path
+
+
+def closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def chain_of(error: BaseException) -> Iterator[Any]:
@@ -193,6 +206,11 @@ async def test_no_secret_reaches_any_output(
     check_store_and_cli(config_path, capsys)
 
 
+def first_ticket(store: Path) -> str:
+    with sqlite3.connect(store) as db:
+        return str(db.execute("SELECT ticket FROM deferred").fetchone()[0])
+
+
 def check_store_and_cli(config_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     store = Path(yaml.safe_load(config_path.read_text())["deferred"]["path"])
     assert_clean("the deferred store", store.read_bytes().decode("latin-1"))
@@ -202,7 +220,9 @@ def check_store_and_cli(config_path: Path, capsys: pytest.CaptureFixture[str]) -
     for argv in (["check", str(config_path)], ["plan", str(config_path)],
                  ["health", str(config_path)], ["deferred", "list", str(config_path), "--json"],
                  ["check", str(config_path), "--probe", "--json"],
-                 ["drill", str(config_path), "--simulated-time", "--scenario", "revoked_key"]):
+                 ["drill", str(config_path), "--simulated-time", "--scenario", "revoked_key"],
+                 ["deferred", "replay", str(config_path), "--json"],
+                 ["deferred", "show", first_ticket(store), str(config_path), "--json"]):
         cli_main(argv)
         out = capsys.readouterr()
         assert_clean(f"`failover {' '.join(argv[:2])}`", out.out + out.err)
