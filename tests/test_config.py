@@ -145,7 +145,7 @@ def test_defaults_match_the_spec() -> None:
     config = failover.Config.from_mapping(MINIMAL)
     b, r, t = config.defaults.breaker, config.defaults.retry, config.defaults.timeouts
     assert (b.window, b.min_calls, b.failure_rate, b.consecutive_failures) == (30, 5, 0.5, 3)
-    assert (b.open_for, b.max_open_for, b.half_open_probes) == (5, 30, 1)
+    assert (b.open_for, b.max_open_for, b.half_open_probes) == (5, 10, 1)
     assert (r.attempts, r.backoff, r.max_backoff, r.max_retry_after, r.budget) == (
         2, 0.5, 4, 10, 0.2)
     assert (t.connect, t.request, t.first_token, t.stall) == (5, 30, 15, 15)

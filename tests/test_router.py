@@ -661,3 +661,26 @@ def test_per_call_timeout_bounds_each_attempt(clock: FakeClock, fake: FakeProvid
     assert [(a.provider, a.error_kind) for a in reply.attempts] == [
         ("openai", "Timeout"), ("claude", None)]
     assert clock() - start == pytest.approx(2.0)
+
+
+def test_a_60_second_outage_ends_with_traffic_back_within_the_default_max_open_for(
+    clock: FakeClock, fake: FakeProviders
+) -> None:
+    # failoverbench S15: primary down for 60 s, one request every 4 s, default breaker.
+    fake["openai"].down(for_seconds=60)
+    fake["claude"].answer("claude")
+    limit = failover.Config.from_mapping({"providers": PROVIDERS, "routes": {
+        "default": {"chain": ["openai"]}}}).defaults.breaker.max_open_for
+    assert limit == 10.0
+    with failover.Router(make_config(), clock=clock) as router:
+        served = []
+        for _ in range(40):                           # 160 s
+            served.append((clock(), router.complete("hi").provider))
+            clock.advance(4)
+    healed = served[0][0] + 60                         # the outage began with request 1
+    during = [r for r in fake["openai"].requests if r.time < healed]
+    back = next(t for t, provider in served if t >= healed and provider == "openai")
+    assert back - healed <= limit                      # healed: traffic within max_open_for
+    assert all(provider == "openai" for t, provider in served if t >= back)
+    # What the dead primary cost: 3 to open its breaker, then about one probe a period.
+    assert len(during) <= 3 + 60 / 5 + 1, len(during)

@@ -217,7 +217,9 @@ class BreakerConfig(_Model):
     failure_rate: Fraction = 0.5
     consecutive_failures: int = Field(3, ge=1)
     open_for: Period = 5.0
-    max_open_for: Period = 30.0
+    #: The SPEC's promise: a provider that recovers gets traffic back within this, while
+    #: a dead one costs a probe every ``max_open_for`` (6 a minute): 10 s by default.
+    max_open_for: Period = 10.0
     half_open_probes: int = Field(1, ge=1)
     #: How long a half-open probe may hold its permit before it is presumed hung.
     probe_lease: Period | None = None
