@@ -684,3 +684,29 @@ def test_a_60_second_outage_ends_with_traffic_back_within_the_default_max_open_f
     assert all(provider == "openai" for t, provider in served if t >= back)
     # What the dead primary cost: 3 to open its breaker, then about one probe a period.
     assert len(during) <= 3 + 60 / 5 + 1, len(during)
+
+
+@pytest.mark.parametrize("mode", ["complete", "acomplete", "stream", "astream"])
+async def test_a_hung_provider_at_the_deadline_is_deadline_exceeded_whatever_the_load(
+    clock: FakeClock, fake: FakeProviders, mode: str
+) -> None:
+    # The last attempt's timeout is rounded down a little: it times out just before the
+    # deadline. The kind must still say that the deadline is what ran out.
+    fake["openai"].hang()
+    config = make_config(routes={"default": {"chain": ["openai"], "deadline": "2s"}})
+    with failover.Router(config, clock=clock) as router:
+        started = clock()
+        with pytest.raises(failover.DeadlineExceeded) as caught:
+            await entry_point(router, mode)
+    assert 1.8 <= clock() - started <= 2.0
+    assert [a.error_kind for a in caught.value.attempts] == ["Timeout"]
+
+
+async def entry_point(router: failover.Router, mode: str) -> Any:
+    if mode == "complete":
+        return router.complete("hi")
+    if mode == "acomplete":
+        return await router.acomplete("hi")
+    if mode == "stream":
+        return list(router.stream("hi"))
+    return [e async for e in router.astream("hi")]

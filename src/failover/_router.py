@@ -269,12 +269,18 @@ class _Call:
     started: float
     deadline_s: float | None
     deadline_at: float | None
+    #: The caller's per-attempt ``timeout``, and whether the request streams: with the
+    #: provider's own limits they say whether the deadline is what bounded an attempt.
+    timeout: float | None = None
+    stream: bool = False
     attempts: list[Attempt] = field(default_factory=list)
     errors: list[ProviderError] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
     window_floor: int | None = None
     last_failed: str | None = None
     fell_back: bool = False
+    #: An attempt timed out at the deadline's bound: the deadline is what ran out.
+    deadline_hit: bool = False
 
     def remaining(self) -> float | None:
         if self.deadline_at is None:
@@ -283,9 +289,25 @@ class _Call:
 
     def expired(self) -> bool:
         # Timers fire up to a clock tick early, and an attempt with a couple of
-        # milliseconds left cannot succeed anyway: that is expired too.
-        return (self.deadline_at is not None
-                and self.router._clock() >= self.deadline_at - _DEADLINE_SLACK_S)
+        # milliseconds left cannot succeed anyway: that is expired too. So is a request
+        # whose last attempt was cut by the deadline (its timeout is rounded down a
+        # little): the kind must not depend on how loaded the machine is.
+        return self.deadline_hit or (
+            self.deadline_at is not None
+            and self.router._clock() >= self.deadline_at - _DEADLINE_SLACK_S)
+
+    def _cut_by_deadline(self, provider: _Provider, t0: float) -> bool:
+        """A timed-out attempt whose bound was what was left of the deadline, and that ran
+        into it (less the rounding `ProviderAdapter.http_timeout` applies)."""
+        if self.deadline_at is None:
+            return False
+        left = self.deadline_at - t0
+        own = provider.timeouts.first_token if self.stream else provider.timeouts.request
+        if self.timeout is not None:
+            own = min(own, self.timeout)
+        rounding = 0.1 if left >= 1.0 else 0.001
+        return left <= own and (
+            self.router._clock() >= self.deadline_at - rounding - _DEADLINE_SLACK_S)
 
     def candidates(self) -> Iterator[tuple[_Provider, Permit]]:
         """Providers to try, in chain order, each with a breaker permit; skips cost ~µs."""
@@ -349,6 +371,8 @@ class _Call:
         """Account for a failed attempt and say what to do next."""
         latency = self.router._clock() - t0
         err.provider = err.provider or provider.name
+        if isinstance(err, Timeout) and self._cut_by_deadline(provider, t0):
+            self.deadline_hit = True
         with provider.lock:
             if isinstance(err, RateLimited):
                 transitions = provider.breaker.on_rate_limited(permit, err.retry_after)
@@ -606,6 +630,7 @@ class Router:
         return _Call(
             self, state, route_obj, request, now, deadline_s,
             None if deadline_s is None else now + deadline_s,
+            timeout=timeout, stream=where.endswith("stream"),
         )
 
     def complete(
