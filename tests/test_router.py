@@ -692,14 +692,17 @@ async def test_a_hung_provider_at_the_deadline_is_deadline_exceeded_whatever_the
 ) -> None:
     # The last attempt's timeout is rounded down a little: it times out just before the
     # deadline. The kind must still say that the deadline is what ran out.
+    from failover.testing import fail
+
+    fake["claude"].slow(0.05, then=fail(503))   # 50 ms gone: 1.95 s left for the next
     fake["openai"].hang()
-    config = make_config(routes={"default": {"chain": ["openai"], "deadline": "2s"}})
+    config = make_config(routes={"default": {"chain": ["claude", "openai"], "deadline": "2s"}})
     with failover.Router(config, clock=clock) as router:
         started = clock()
         with pytest.raises(failover.DeadlineExceeded) as caught:
             await entry_point(router, mode)
     assert 1.8 <= clock() - started <= 2.0
-    assert [a.error_kind for a in caught.value.attempts] == ["Timeout"]
+    assert [a.error_kind for a in caught.value.attempts] == ["Overloaded", "Timeout"]
 
 
 async def entry_point(router: failover.Router, mode: str) -> Any:
