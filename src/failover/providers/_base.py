@@ -829,6 +829,7 @@ class ProviderAdapter(ABC):
         _reached.set(False)
         acc = StreamAccumulator(self.name, self.model)
         first_limit, stall_limit = self._stream_limits(timeout)
+        bounds = _StreamBounds(first_limit, stall_limit, time.monotonic())
         key = self._pick_key()
         chunks: Any = None
         failure: ProviderError | None = None
@@ -840,16 +841,15 @@ class ProviderAdapter(ABC):
                 # A gateway answered the stream request with one whole message: an answer.
                 yield from events_of(self._whole_answer(chunks, whole.read()))
                 return
-            last = time.monotonic()
             for chunk in chunks:
                 now = time.monotonic()
-                limit = stall_limit if acc.started else first_limit
-                if now - last > limit:
-                    what = "stall" if acc.started else "first token"
-                    raise Timeout(f"{what} timeout of {limit:g}s exceeded", provider=self.name)
-                last = now
+                if bounds.left(now, acc.started) < 0:
+                    raise bounds.exceeded(acc.started, self.name)
                 acc.raw_chunks += 1
-                yield from self._chunk_events_checked(chunk, acc)
+                events = self._chunk_events_checked(chunk, acc)
+                if events:
+                    bounds.content(now)
+                yield from events
                 if acc.finish_reason is not None and self._finished(chunk):
                     break
         except GeneratorExit:
@@ -869,6 +869,7 @@ class ProviderAdapter(ABC):
         _reached.set(False)
         acc = StreamAccumulator(self.name, self.model)
         first_limit, stall_limit = self._stream_limits(timeout)
+        bounds = _StreamBounds(first_limit, stall_limit, time.monotonic())
         key = self._pick_key()
         chunks: Any = None
         failure: ProviderError | None = None
@@ -886,20 +887,20 @@ class ProviderAdapter(ABC):
                 return
             iterator = chunks.__aiter__()
             while True:
-                limit = stall_limit if acc.started else first_limit
+                left = max(bounds.left(time.monotonic(), acc.started), 0.0)
                 try:
-                    chunk = await asyncio.wait_for(iterator.__anext__(), limit)
+                    chunk = await asyncio.wait_for(iterator.__anext__(), left)
                 except StopAsyncIteration:
                     break
                 except (asyncio.TimeoutError, TimeoutError):
                     if acc.finish_reason is not None:
                         break  # finished, then silence: complete without waiting for [DONE]
-                    what = "stall" if acc.started else "first token"
-                    raise Timeout(
-                        f"{what} timeout of {limit:g}s exceeded", provider=self.name
-                    ) from None
+                    raise bounds.exceeded(acc.started, self.name) from None
                 acc.raw_chunks += 1
-                for event in self._chunk_events_checked(chunk, acc):
+                events = self._chunk_events_checked(chunk, acc)
+                if events:
+                    bounds.content(time.monotonic())
+                for event in events:
                     yield event
                 if acc.finish_reason is not None and self._finished(chunk):
                     break
@@ -948,6 +949,28 @@ class ProviderAdapter(ABC):
                 await _aclose_quietly(http)
         await self.transport.aclose()
         self.close()
+
+
+class _StreamBounds:
+    """A stream's two time limits. ``first_token`` runs from the attempt's start to the
+    first content (text or a tool call); ``stall`` is the longest gap between two
+    content-bearing chunks. Chunks with no content (a role, an empty delta, a ping the
+    SDK passes on) reset neither, so a provider that sends only those is still cut."""
+
+    __slots__ = ("first", "mark", "stall")
+
+    def __init__(self, first: float, stall: float, started: float) -> None:
+        self.first, self.stall, self.mark = first, stall, started
+
+    def left(self, now: float, started: bool) -> float:
+        return (self.stall if started else self.first) - (now - self.mark)
+
+    def content(self, now: float) -> None:
+        self.mark = now
+
+    def exceeded(self, started: bool, provider: str) -> Timeout:
+        what, limit = ("stall", self.stall) if started else ("first token", self.first)
+        return Timeout(f"{what} timeout of {limit:g}s exceeded", provider=provider)
 
 
 def _is_json(content_type: str) -> bool:

@@ -1,0 +1,86 @@
+"""``first_token`` bounds the time from an attempt's start to the first content, against a
+real loopback server: chunks that carry no content (a role, an empty delta) do not reset
+it, so a provider that sends only those is cut and the backup answers."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+import failover
+
+if TYPE_CHECKING:
+    from conftest import Loopback
+
+
+class RoleOnly(BaseHTTPRequestHandler):
+    """An OpenAI-style stream that sends a role-only chunk every 0.2 s and never text."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        chunk = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                 "choices": [{"index": 0, "delta": {"role": "assistant"}}]}
+        try:
+            for _ in range(30):
+                data = f"data: {json.dumps(chunk)}\n\n".encode()
+                self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                self.wfile.flush()
+                time.sleep(0.2)
+        except OSError:
+            pass  # the client cut the attempt, as it should
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def role_only() -> Iterator[int]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), RoleOnly)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def router(role_only: int, loopback: Loopback) -> failover.Router:
+    providers: dict[str, Any] = {
+        "slow": {"type": "openai", "model": "m", "api_key": "sk-test-0123456789",
+                 "base_url": f"http://127.0.0.1:{role_only}/v1",
+                 "timeouts": {"first_token": "500ms", "stall": "500ms"}},
+        "backup": loopback.providers()["claude"],
+    }
+    return failover.Router(failover.Config.from_mapping({
+        "providers": providers, "routes": {"default": {"chain": ["slow", "backup"]}},
+    }))
+
+
+@pytest.mark.parametrize("mode", ["stream", "astream"])
+async def test_role_only_chunks_do_not_hold_off_the_first_token_bound(
+    role_only: int, loopback: Loopback, mode: str
+) -> None:
+    with router(role_only, loopback) as built:
+        built.warm_up()
+        started = time.monotonic()
+        if mode == "stream":
+            events = list(built.stream("hi"))
+        else:
+            events = [e async for e in built.astream("hi")]
+        elapsed = time.monotonic() - started
+    response = events[-1].response
+    assert response.provider == "backup" and response.text == "hi from loopback"
+    assert response.attempts[0].error_kind == "Timeout"
+    assert response.attempts[0].latency_s < 0.5 + 0.2 + 0.3   # the bound, a chunk, slack
+    assert elapsed < 1.5
