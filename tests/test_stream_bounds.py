@@ -84,3 +84,61 @@ async def test_role_only_chunks_do_not_hold_off_the_first_token_bound(
     assert response.attempts[0].error_kind == "Timeout"
     assert response.attempts[0].latency_s < 0.5 + 0.2 + 0.3   # the bound, a chunk, slack
     assert elapsed < 1.5
+
+
+class Trickle(BaseHTTPRequestHandler):
+    """A valid chat completion, sent one byte every 100 ms: each socket read succeeds."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        body = json.dumps({"id": "c", "object": "chat.completion", "created": 1, "model": "m",
+                           "choices": [{"index": 0, "finish_reason": "stop", "message": {
+                               "role": "assistant", "content": "late"}}]}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        try:
+            for byte in body:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(0.1)
+        except OSError:
+            pass
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def trickle() -> Iterator[int]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+async def test_an_async_attempt_ends_at_the_providers_timeout_on_a_trickling_server(
+    trickle: int, loopback: Loopback
+) -> None:
+    config = failover.Config.from_mapping({
+        "providers": {
+            "slow": {"type": "openai", "model": "m", "api_key": "sk-test-0123456789",
+                     "base_url": f"http://127.0.0.1:{trickle}/v1", "timeout": "1s"},
+            "backup": loopback.providers()["claude"],
+        },
+        "routes": {"default": {"chain": ["slow", "backup"], "deadline": "6s"}},
+    })
+    with failover.Router(config) as built:
+        built.warm_up()
+        started = time.monotonic()
+        reply = await built.acomplete("hi")
+        elapsed = time.monotonic() - started
+    assert reply.provider == "backup"
+    assert reply.attempts[0].error_kind == "Timeout"
+    assert 0.9 <= reply.attempts[0].latency_s < 1.3      # its own 1 s, not the 6 s deadline
+    assert elapsed < 2.0

@@ -758,7 +758,12 @@ class Router:
         with provider.lock:
             permit = provider.breaker.allow()
         if permit is not None:
-            self._sleep(decision.delay)
+            try:
+                self._sleep(decision.delay)
+            except BaseException:
+                with provider.lock:
+                    provider.breaker.release(permit)
+                raise
         return permit
 
     async def _aretry_permit(
@@ -771,13 +776,22 @@ class Router:
         with provider.lock:
             permit = provider.breaker.allow()
         if permit is not None:
-            await self._asleep(decision.delay)
+            try:
+                await self._asleep(decision.delay)
+            except BaseException:  # cancelled in the backoff: the permit goes back
+                with provider.lock:
+                    provider.breaker.release(permit)
+                raise
         return permit
 
     async def _attempt_async(
         self, call: _Call, provider: _Provider, timeout: float | None
     ) -> Response:
-        limit = call.attempt_timeout(timeout)
+        # The whole attempt, not each socket read: the provider's own request timeout,
+        # the caller's, and what is left of the deadline, whichever is first.
+        left = call.attempt_timeout(timeout)
+        own = provider.timeouts.request
+        limit = own if left is None else min(left, own)
         try:
             async with _deadline_timeout(limit):
                 return await provider.adapter.acomplete(call.request, timeout=limit)
