@@ -122,8 +122,9 @@ def trickle() -> Iterator[int]:
     server.server_close()
 
 
-async def test_an_async_attempt_ends_at_the_providers_timeout_on_a_trickling_server(
-    trickle: int, loopback: Loopback
+@pytest.mark.parametrize("mode", ["complete", "acomplete"])
+async def test_an_attempt_ends_at_the_providers_timeout_on_a_trickling_server(
+    trickle: int, loopback: Loopback, mode: str
 ) -> None:
     config = failover.Config.from_mapping({
         "providers": {
@@ -136,9 +137,62 @@ async def test_an_async_attempt_ends_at_the_providers_timeout_on_a_trickling_ser
     with failover.Router(config) as built:
         built.warm_up()
         started = time.monotonic()
-        reply = await built.acomplete("hi")
+        reply = built.complete("hi") if mode == "complete" else await built.acomplete("hi")
         elapsed = time.monotonic() - started
     assert reply.provider == "backup"
     assert reply.attempts[0].error_kind == "Timeout"
     assert 0.9 <= reply.attempts[0].latency_s < 1.3      # its own 1 s, not the 6 s deadline
     assert elapsed < 2.0
+
+
+class Pings(BaseHTTPRequestHandler):
+    """A stream that only ever sends SSE keep-alive comments (``: ping``), every 0.1 s."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        try:
+            for _ in range(100):
+                data = b": ping\n\n"
+                self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                self.wfile.flush()
+                time.sleep(0.1)
+        except OSError:
+            pass
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def pings() -> Iterator[int]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Pings)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("mode", ["stream", "astream"])
+async def test_keep_alive_comments_do_not_hold_off_the_first_token_bound(
+    pings: int, loopback: Loopback, mode: str
+) -> None:
+    with router(pings, loopback) as built:
+        built.warm_up()
+        started = time.monotonic()
+        if mode == "stream":
+            events = list(built.stream("hi"))
+        else:
+            events = [e async for e in built.astream("hi")]
+        elapsed = time.monotonic() - started
+    response = events[-1].response
+    assert response.provider == "backup"
+    assert response.attempts[0].error_kind == "Timeout"
+    assert response.attempts[0].latency_s < 0.5 + 0.3
+    assert elapsed < 1.5

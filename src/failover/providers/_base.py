@@ -71,6 +71,7 @@ from .._models import (
 from .._secrets import register, register_url
 from .._types import FinishReason
 from ._known import known_context_window
+from ._watchdog import AttemptBound, current_bound, watch_response
 
 if TYPE_CHECKING:
     from .._config import ProviderConfig, TimeoutsConfig
@@ -222,6 +223,7 @@ class SeamTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
                 response: httpx2.Response = hook.handle_request(request, self.provider)
             else:
                 response = self._real_sync().handle_request(request)
+                watch_response(response)  # a sync read cannot be cancelled: cut it
         except httpx2.TransportError:
             _reached.set(True)
             raise
@@ -735,6 +737,11 @@ class ProviderAdapter(ABC):
             if exc.provider is None:
                 exc.provider = self.name
             return exc
+        bound = current_bound().get()
+        if bound is not None and bound.cut:
+            # The watchdog shut the socket: the attempt outlived its bound.
+            return Timeout("no complete answer within the attempt's time bound",
+                           provider=self.name)
         mapped = self._map_error(exc) or map_transport_error(exc, self.name)
         if mapped is None:
             if not _reached.get():
@@ -765,6 +772,9 @@ class ProviderAdapter(ABC):
     def complete(self, request: Request, *, timeout: float | None = None) -> Response:
         _reached.set(False)
         key = self._pick_key()
+        limit = self.timeouts.request if timeout is None else min(timeout, self.timeouts.request)
+        bound = AttemptBound(time.monotonic() + limit)
+        token = current_bound().set(bound)
         try:
             raw = self._send(self.sync_client(key), request, self.http_timeout(timeout))
         except Exception as exc:
@@ -772,6 +782,9 @@ class ProviderAdapter(ABC):
             self._note_key_failure(key, err)
         else:
             return self._translate(raw)
+        finally:
+            bound.done = True
+            current_bound().reset(token)
         raise err  # outside the handler: no reference to the SDK's exception
 
     async def acomplete(self, request: Request, *, timeout: float | None = None) -> Response:
@@ -797,6 +810,14 @@ class ProviderAdapter(ABC):
         if isinstance(err, Timeout):
             return acc.interrupted("stream stalled", err)
         return acc.interrupted(f"stream broke: {err.kind}: {err.message}", err)
+
+    def _stream_cut(self, bound: AttemptBound, acc: StreamAccumulator) -> ProviderError | None:
+        """The watchdog cut a sync stream at its first-token or stall bound."""
+        if not bound.cut:
+            return None
+        if acc.started:
+            return acc.interrupted("stream stalled (no content within the stall bound)")
+        return Timeout("no first token within the first-token bound", provider=self.name)
 
     def _chunk_events_checked(self, chunk: Any, acc: StreamAccumulator) -> Iterable[StreamEvent]:
         try:
@@ -833,9 +854,14 @@ class ProviderAdapter(ABC):
         key = self._pick_key()
         chunks: Any = None
         failure: ProviderError | None = None
+        bound = AttemptBound(time.monotonic() + first_limit)
         try:
-            chunks = self._open_stream(self.sync_client(key), request,
-                                       self.http_timeout(timeout, stream=True))
+            token = current_bound().set(bound)
+            try:
+                chunks = self._open_stream(self.sync_client(key), request,
+                                           self.http_timeout(timeout, stream=True))
+            finally:
+                current_bound().reset(token)
             whole = self._whole_body(chunks)
             if whole is not None:
                 # A gateway answered the stream request with one whole message: an answer.
@@ -849,15 +875,19 @@ class ProviderAdapter(ABC):
                 events = self._chunk_events_checked(chunk, acc)
                 if events:
                     bounds.content(now)
-                yield from events
+                    bound.move(float("inf"))  # the caller's time with the chunk is its own
+                    yield from events
+                now = time.monotonic()
+                bound.move(now + bounds.left(now, acc.started))
                 if acc.finish_reason is not None and self._finished(chunk):
                     break
         except GeneratorExit:
             raise
         except Exception as exc:
-            failure = self._stream_failure(exc, acc)
+            failure = self._stream_cut(bound, acc) or self._stream_failure(exc, acc)
             self._note_key_failure(key, failure)
         finally:
+            bound.done = True
             _close_quietly(chunks)
         if failure is not None:
             raise failure  # outside the handler: no reference to the SDK's exception
