@@ -196,3 +196,26 @@ async def test_keep_alive_comments_do_not_hold_off_the_first_token_bound(
     assert response.attempts[0].error_kind == "Timeout"
     assert response.attempts[0].latency_s < 0.5 + 0.3
     assert elapsed < 1.5
+
+
+def test_sync_hedging_against_a_trickling_primary_never_clogs(
+    trickle: int, loopback: Loopback
+) -> None:
+    config = failover.Config.from_mapping({
+        "providers": {
+            "slow": {"type": "openai", "model": "m", "api_key": "sk-test-0123456789",
+                     "base_url": f"http://127.0.0.1:{trickle}/v1", "timeout": "1s"},
+            "backup": loopback.providers()["claude"],
+        },
+        "routes": {"default": {"chain": ["slow", "backup"], "deadline": "3s",
+                               "hedge": {"after": "100ms", "max_ratio": 1.0}}},
+    })
+    with failover.Router(config) as built:
+        built.warm_up()
+        took = []
+        for _ in range(12):                     # more than the hedge pool keeps busy
+            started = time.monotonic()
+            reply = built.complete("hi")
+            took.append(time.monotonic() - started)
+            assert reply.provider == "backup"
+    assert max(took) < 1.5, took                 # losers are cut at 1 s, never 26 s
