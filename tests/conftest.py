@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -89,6 +89,27 @@ class Loopback:
             "gemini": {"type": "gemini", "model": "gemini-x", "api_key": "AIzaLoop0123456789",
                        "base_url": base},
         }
+
+
+Serve = Callable[[type[BaseHTTPRequestHandler]], int]
+
+
+@pytest.fixture
+def serve() -> Iterator[Serve]:
+    """``serve(Handler)``: a real HTTP server on 127.0.0.1 for this test; its port."""
+    servers: list[ThreadingHTTPServer] = []
+
+    def start(handler: type[BaseHTTPRequestHandler]) -> int:
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return int(server.server_address[1])
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.fixture

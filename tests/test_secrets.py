@@ -12,9 +12,9 @@ import logging
 import sqlite3
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import pytest
@@ -22,6 +22,9 @@ import yaml
 
 import failover
 from failover.cli import main as cli_main
+
+if TYPE_CHECKING:
+    from conftest import Serve
 
 SECRETS = {
     "OPENAI": "sk-live-openai-S3CR3T-0001",
@@ -78,14 +81,9 @@ class Echo(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def echo() -> Iterator[int]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+def echo(serve: Serve) -> int:
     Echo.posted = []
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
+    return serve(Echo)
 
 
 @pytest.fixture

@@ -5,10 +5,8 @@ it, so a provider that sends only those is cut and the backup answers."""
 from __future__ import annotations
 
 import json
-import threading
 import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -16,7 +14,7 @@ import pytest
 import failover
 
 if TYPE_CHECKING:
-    from conftest import Loopback
+    from conftest import Loopback, Serve
 
 
 class RoleOnly(BaseHTTPRequestHandler):
@@ -46,13 +44,8 @@ class RoleOnly(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def role_only() -> Iterator[int]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), RoleOnly)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
+def role_only(serve: Serve) -> int:
+    return serve(RoleOnly)
 
 
 def router(role_only: int, loopback: Loopback) -> failover.Router:
@@ -113,13 +106,8 @@ class Trickle(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def trickle() -> Iterator[int]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
+def trickle(serve: Serve) -> int:
+    return serve(Trickle)
 
 
 @pytest.mark.parametrize("mode", ["complete", "acomplete"])
@@ -170,13 +158,8 @@ class Pings(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def pings() -> Iterator[int]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Pings)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
+def pings(serve: Serve) -> int:
+    return serve(Pings)
 
 
 @pytest.mark.parametrize("mode", ["stream", "astream"])
