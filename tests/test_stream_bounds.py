@@ -17,30 +17,39 @@ if TYPE_CHECKING:
     from conftest import Loopback, Serve
 
 
-class RoleOnly(BaseHTTPRequestHandler):
-    """An OpenAI-style stream that sends a role-only chunk every 0.2 s and never text."""
+class _Slow(BaseHTTPRequestHandler):
+    """What the slow servers below share: HTTP/1.1, chunked writes, no log lines."""
 
     protocol_version = "HTTP/1.1"
 
-    def do_POST(self) -> None:
+    def start_stream(self, content_type: str = "text/event-stream") -> None:
         self.rfile.read(int(self.headers.get("content-length") or 0))
         self.send_response(200)
-        self.send_header("content-type", "text/event-stream")
+        self.send_header("content-type", content_type)
         self.send_header("transfer-encoding", "chunked")
         self.end_headers()
+
+    def chunk(self, data: bytes, then_wait: float) -> None:
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.wfile.flush()
+        time.sleep(then_wait)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class RoleOnly(_Slow):
+    """An OpenAI-style stream that sends a role-only chunk every 0.2 s and never text."""
+
+    def do_POST(self) -> None:
+        self.start_stream()
         chunk = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
                  "choices": [{"index": 0, "delta": {"role": "assistant"}}]}
         try:
             for _ in range(30):
-                data = f"data: {json.dumps(chunk)}\n\n".encode()
-                self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-                self.wfile.flush()
-                time.sleep(0.2)
+                self.chunk(f"data: {json.dumps(chunk)}\n\n".encode(), then_wait=0.2)
         except OSError:
             pass  # the client cut the attempt, as it should
-
-    def log_message(self, *args: object) -> None:
-        pass
 
 
 @pytest.fixture
@@ -79,30 +88,19 @@ async def test_role_only_chunks_do_not_hold_off_the_first_token_bound(
     assert elapsed < 1.5
 
 
-class Trickle(BaseHTTPRequestHandler):
+class Trickle(_Slow):
     """A valid chat completion, sent one byte every 100 ms: each socket read succeeds."""
 
-    protocol_version = "HTTP/1.1"
-
     def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("content-length") or 0))
         body = json.dumps({"id": "c", "object": "chat.completion", "created": 1, "model": "m",
                            "choices": [{"index": 0, "finish_reason": "stop", "message": {
                                "role": "assistant", "content": "late"}}]}).encode()
-        self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
+        self.start_stream("application/json")
         try:
             for byte in body:
-                self.wfile.write(bytes([byte]))
-                self.wfile.flush()
-                time.sleep(0.1)
+                self.chunk(bytes([byte]), then_wait=0.1)
         except OSError:
             pass
-
-    def log_message(self, *args: object) -> None:
-        pass
 
 
 @pytest.fixture
@@ -133,28 +131,16 @@ async def test_an_attempt_ends_at_the_providers_timeout_on_a_trickling_server(
     assert elapsed < 2.0
 
 
-class Pings(BaseHTTPRequestHandler):
+class Pings(_Slow):
     """A stream that only ever sends SSE keep-alive comments (``: ping``), every 0.1 s."""
 
-    protocol_version = "HTTP/1.1"
-
     def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("content-length") or 0))
-        self.send_response(200)
-        self.send_header("content-type", "text/event-stream")
-        self.send_header("transfer-encoding", "chunked")
-        self.end_headers()
+        self.start_stream()
         try:
             for _ in range(100):
-                data = b": ping\n\n"
-                self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-                self.wfile.flush()
-                time.sleep(0.1)
+                self.chunk(b": ping\n\n", then_wait=0.1)
         except OSError:
             pass
-
-    def log_message(self, *args: object) -> None:
-        pass
 
 
 @pytest.fixture
