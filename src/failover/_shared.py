@@ -177,16 +177,32 @@ class RedisBreakerSync:
         self._out_of_touch = False
         self.load(self._providers)
 
+    def _confirmed(self, pubsub: Any) -> None:
+        """Wait until the server has the subscription (so nothing falls between it and the
+        read of the stored snapshots that follows)."""
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            message = pubsub.get_message(timeout=0.2)
+            if message is not None and message.get("type") == "subscribe":
+                return
+            if message is not None and message.get("type") == "message":
+                self._adopt(message["data"])
+
     def _subscriber(self) -> None:
         pubsub = None
         backoff = 0.5
         while not self._stop.is_set():
             try:
                 if pubsub is None:
-                    pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+                    pubsub = self._redis.pubsub()
                     pubsub.subscribe(self.channel)
+                    self._confirmed(pubsub)
+                    # What was published before this subscription held (at start, or
+                    # during an outage) is in the stored snapshots: read them now.
                     if self._out_of_touch:
                         self.resync()
+                    else:
+                        self.load(self._providers)
                     backoff = 0.5
                 message = pubsub.get_message(timeout=0.2)
                 if message is not None and message.get("type") == "message":
