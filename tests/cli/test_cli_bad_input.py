@@ -89,3 +89,20 @@ def test_an_unclosed_variable_is_refused(cli: CliRunner, write_config: ConfigWri
     run = cli("check", str(write_config(data)))
     assert run.code == 1
     assert "providers.claude.api_key: '${' without a closing '}'" in run.err
+
+
+@pytest.mark.parametrize("action", [["list"], ["list", "--json"], ["replay"]])
+def test_a_corrupt_deferred_store_is_one_line_not_a_traceback(
+    cli: CliRunner, write_config: ConfigWriter, tmp_path: Path, action: list[str]
+) -> None:
+    store = tmp_path / "deferred.sqlite"
+    store.write_bytes(b"not a database " * 100)
+    data = {**VALID, "routes": {"default": {"chain": ["sim"], "fallback": {"defer": True}}},
+            "deferred": {"path": str(store)}}
+    run = cli("deferred", action[0], str(write_config(data)), *action[1:])
+    assert run.code == 1
+    shown = run.out + run.err
+    assert "Traceback" not in shown
+    assert f"deferred store {store}" in shown
+    if "--json" in action:
+        assert json.loads(run.out)["errors"]
