@@ -33,10 +33,15 @@ class AttemptBound:
     cut: bool = False
     done: bool = False
     sockets: list[Any] = field(default_factory=list)
+    #: The deadline of this bound's entry in the watchdog (inf: none yet).
+    armed: float = float("inf")
 
     def move(self, deadline: float) -> None:
+        """Per chunk of a stream: a plain assignment unless the bound comes *sooner*
+        than the watchdog's entry for it (a later one is rescheduled by the watchdog
+        itself when the old entry comes due)."""
         self.deadline = deadline
-        if self.sockets:
+        if deadline < self.armed and self.sockets:
             _WATCHDOG.arm(self)
 
 
@@ -70,12 +75,17 @@ class _Watchdog:
 
     def arm(self, bound: AttemptBound) -> None:
         with self._wake:
-            heapq.heappush(self._heap, (bound.deadline, next(self._order), bound))
+            bound.armed = bound.deadline
+            entry = (bound.deadline, next(self._order), bound)
+            heapq.heappush(self._heap, entry)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="failover-watchdog",
                                                 daemon=True)
                 self._thread.start()
-            self._wake.notify()
+            # The thread sleeps until the earliest entry: only a new earliest wakes it,
+            # so an attempt (normally done long before its bound) costs a heap push.
+            if self._heap[0] is entry:
+                self._wake.notify()
 
     def _due(self) -> AttemptBound:
         """Wait for the next bound that has really passed (stale entries are skipped)."""
@@ -85,8 +95,12 @@ class _Watchdog:
                     self._wake.wait()
                     continue
                 when, _, bound = self._heap[0]
-                if bound.done or when != bound.deadline:
-                    heapq.heappop(self._heap)  # finished, or moved (a newer entry exists)
+                if bound.done or when != bound.armed:
+                    heapq.heappop(self._heap)  # finished, or superseded by a sooner entry
+                    continue
+                if bound.deadline > when:      # moved later: wait for the new deadline
+                    heapq.heapreplace(self._heap, (bound.deadline, next(self._order), bound))
+                    bound.armed = bound.deadline
                     continue
                 left = when - time.monotonic()
                 if left > 0:
