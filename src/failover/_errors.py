@@ -34,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar
 
-from ._secrets import redact, scrub
+from ._secrets import scrub
 
 if TYPE_CHECKING:
     from ._models import Attempt
@@ -61,7 +61,6 @@ __all__ = [
     "ServerError",
     "StreamInterrupted",
     "Timeout",
-    "redact",
 ]
 
 class FailoverError(Exception):
