@@ -118,7 +118,8 @@ def _report(blocks: dict[str, list[float]]) -> dict[str, Any]:
 def _decision_us(setup: Setup, n: int) -> dict[str, float] | None:
     """One routing decision alone: plan a request and take the first breaker permit.
 
-    Uses the router's private planning step (``_start`` + ``candidates``); None when
+    Uses the router's private planning step (``_begin`` + the attempt machine's first
+    action); None when
     the router's internals moved, since this is a diagnostic, not a contract.
     """
     import failover
@@ -130,7 +131,7 @@ def _decision_us(setup: Setup, n: int) -> dict[str, float] | None:
         if variant == "skip":
             router.force_open("primary")
         try:
-            start = router._start
+            start = router._begin
             # Build the adapters outside the timing, as the first real call would.
             for provider in router._state.routes["default"].chain:
                 _ = provider.adapter
@@ -138,11 +139,11 @@ def _decision_us(setup: Setup, n: int) -> dict[str, float] | None:
             return None
 
         def decide(start: Any = start) -> None:
-            call = start("complete", MESSAGES, "default", None, None, {"system": None})
-            for provider, permit in call.candidates():
-                with provider.lock:
-                    provider.breaker.release(permit)
-                break
+            machine = start("complete", MESSAGES, "default", None, None, {"system": None})
+            action = machine.start()
+            if hasattr(action, "permit"):
+                machine.cancelled(action)
+            machine.state.leave()
 
         for _ in range(200):
             decide()

@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from failover._breaker import DEFAULT_PROBE_LEASE, Breaker, Permit, Transition
+from failover._breaker import DEFAULT_PROBE_LEASE, Breaker, BreakerView, Permit, Transition
 from failover._clock import FakeClock
 from failover._config import BreakerConfig
 
@@ -158,7 +158,7 @@ def test_open_breaker_skips_until_open_for_then_turns_half_open_lazily() -> None
     assert state(breaker) == "open"
     clock.advance(0.001)
     assert state(breaker) == "half_open"
-    assert breaker.open_until is None
+    assert breaker.view() == BreakerView("half_open", None, breaker.config.consecutive_failures)
     (half,) = breaker.take_transitions()
     assert (half.old, half.new, half.reason) == ("open", "half_open", "open_elapsed")
     assert breaker.take_transitions() == []
@@ -600,3 +600,22 @@ def test_permit_repr_and_breaker_repr_are_readable() -> None:
     breaker = make(FakeClock())
     assert "closed" in repr(breaker)
     assert "closed" in repr(Permit(0, False, 0.0))
+
+
+# -- consistency -------------------------------------------------------------------------
+
+
+def test_reading_the_state_changes_nothing() -> None:
+    clock = FakeClock()
+    breaker = make(clock, open_for=5)
+    trip(breaker)
+    clock.advance(5)
+    for _ in range(3):
+        assert state(breaker) == "half_open"
+    # Still open inside: the half_open transition waits for a permit to be asked for.
+    assert breaker.snapshot()["state"] == "open"
+    assert breaker.view().state == "half_open"
+    permit = breaker.allow()
+    assert permit is not None and permit.probe
+    assert breaker.snapshot()["state"] == "half_open"
+

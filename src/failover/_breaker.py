@@ -6,8 +6,11 @@
     half_open ──(probe fails)──> open               (open time doubled, up to max_open_for)
     forced_open / forced_closed override all of it until `reset`.
 
-Every method changes state in one synchronous step, so the async router needs no lock
-and the sync router uses the same object.
+Every method changes state in one synchronous step under the breaker's own short lock,
+so threads (the sync API, the hedge pool, the Redis subscriber) and the event loop share
+one breaker without any lock of the caller's. Reading `state` or `view` changes nothing:
+a breaker whose open time is up *reads* half_open, and turns half_open (a new epoch, a
+published transition) only when a permit is asked for or an outcome is reported.
 
 Stale results: every transition starts a new *epoch*, and each `Permit` carries the
 epoch it was issued in. A result reported with a permit from an older epoch (a slow call
@@ -19,10 +22,12 @@ expired probe is ignored too.
 
 from __future__ import annotations
 
+import functools
 import math
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from ._policy import RollingCounts
 
@@ -32,7 +37,7 @@ if TYPE_CHECKING:
     from ._config import BreakerConfig
     from ._types import BreakerState
 
-__all__ = ["DEFAULT_PROBE_LEASE", "Breaker", "Permit", "Transition"]
+__all__ = ["DEFAULT_PROBE_LEASE", "Breaker", "BreakerView", "Permit", "Transition"]
 
 #: A probe lease lasts at least this long unless ``probe_lease`` is configured: the
 #: default request timeout, so a probe that is merely slow is not presumed hung.
@@ -57,6 +62,15 @@ class Transition:
     open_until: float | None
 
 
+@dataclass(frozen=True, slots=True)
+class BreakerView:
+    """One consistent reading of a breaker, taken under its lock."""
+
+    state: BreakerState
+    open_until: float | None
+    consecutive_failures: int
+
+
 class Permit:
     """Leave to make one attempt, to be handed back through exactly one ``on_*``/release.
 
@@ -76,6 +90,20 @@ class Permit:
         return f"<Permit epoch={self.epoch} {kind}>"
 
 
+_Method = TypeVar("_Method", bound="Callable[..., Any]")
+
+
+def _locked(method: _Method) -> _Method:
+    """Run a `Breaker` method under the breaker's own lock (short: no I/O inside)."""
+
+    @functools.wraps(method)
+    def locked(self: Breaker, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return locked  # type: ignore[return-value]
+
+
 class Breaker:
     """The circuit breaker of one provider. See the module docstring for the rules."""
 
@@ -84,6 +112,7 @@ class Breaker:
         "_counts",
         "_epoch",
         "_lease",
+        "_lock",
         "_open_for",
         "_pending",
         "_permit",
@@ -117,6 +146,7 @@ class Breaker:
         self._permit = Permit(0, False, math.inf)
         self._probes: list[Permit] = []
         self._pending: list[Transition] = []
+        self._lock = threading.Lock()
         if forced == "open":
             self._state = "forced_open"
         elif forced == "closed":
@@ -129,24 +159,40 @@ class Breaker:
 
     @property
     def state(self) -> BreakerState:
-        """The current state; an open breaker whose time is up reads as half_open."""
-        if self._state == "open":
-            now = self._clock()
-            if self.open_until is None or now >= self.open_until:
-                self._enter("half_open", "open_elapsed", None)
-        return self._state
+        """The current state; an open breaker whose time is up reads as half_open.
+
+        A pure read: the half_open transition itself happens at the next `allow`."""
+        state = self._state
+        if state == "open":
+            open_until = self.open_until
+            if open_until is None or self._clock() >= open_until:
+                return "half_open"
+        return state
+
+    def view(self) -> BreakerView:
+        """State, open time and failure streak, read together (for `Router.health`)."""
+        with self._lock:
+            state = self.state
+            return BreakerView(state, self.open_until if state == "open" else None,
+                               self.consecutive_failures)
 
     @property
     def open_for(self) -> float:
         """How long the next opening from a failed probe will last before doubling."""
         return self._open_for
 
+    @_locked
     def take_transitions(self) -> list[Transition]:
-        """Transitions not yet handed out: the lazy open -> half_open one, mainly.
+        """Transitions not yet handed out, the due open -> half_open one included.
 
         Every ``on_*``, ``force_*`` and `reset` result starts with these too, so none is
-        lost; calling this right after `allow` only publishes half_open sooner.
+        lost; the router calls this after `allow` so half_open is published at once.
         """
+        if self._state == "open" and self.state == "half_open":
+            self._enter("half_open", "open_elapsed", None)
+        return self._take()
+
+    def _take(self) -> list[Transition]:
         pending = self._pending
         if not pending:
             return []
@@ -157,6 +203,15 @@ class Breaker:
 
     def allow(self) -> Permit | None:
         """A permit to try this provider now, or None to skip it."""
+        state = self._state
+        if state == "closed" or state == "forced_closed":
+            # Lock-free on the hot path: if another thread changes the state at this
+            # instant, the permit is of the old epoch and its result is ignored.
+            return self._permit
+        with self._lock:
+            return self._allow_slow()
+
+    def _allow_slow(self) -> Permit | None:
         state = self._state
         if state == "closed" or state == "forced_closed":
             return self._permit
@@ -177,6 +232,7 @@ class Breaker:
         probes.append(permit)
         return permit
 
+    @_locked
     def release(self, permit: Permit) -> None:
         """Hand back a permit whose attempt was cancelled or ignored; nothing is recorded."""
         if permit.probe and permit.epoch == self._epoch:
@@ -184,28 +240,30 @@ class Breaker:
 
     # -- results ---------------------------------------------------------------
 
+    @_locked
     def on_success(self, permit: Permit) -> list[Transition]:
         if permit.epoch != self._epoch:
-            return self.take_transitions()
+            return self._take()
         now = self._clock()
         if permit.probe:
             if not self._live_probe(permit, now):
-                return self.take_transitions()
+                return self._take()
             self._close("probe_succeeded")
         else:
             self._counts.add(now, 1, 0)
             self.consecutive_failures = 0
-        return self.take_transitions()
+        return self._take()
 
+    @_locked
     def on_failure(self, permit: Permit, *, long_open: bool = False) -> list[Transition]:
         """Count a failure; ``long_open`` (bad key, missing model) opens for max_open_for now."""
         if permit.epoch != self._epoch:
-            return self.take_transitions()
+            return self._take()
         now = self._clock()
         config = self.config
         if permit.probe:
             if not self._live_probe(permit, now):
-                return self.take_transitions()
+                return self._take()
             self.consecutive_failures += 1
             if long_open:
                 self._open_for = config.max_open_for
@@ -213,12 +271,12 @@ class Breaker:
             else:
                 self._open_for = min(self._open_for * 2, config.max_open_for)
                 self._open(now, "probe_failed")
-            return self.take_transitions()
+            return self._take()
 
         self._counts.add(now, 1, 1)
         self.consecutive_failures += 1
         if self._state != "closed":  # forced_closed: counted, never opens
-            return self.take_transitions()
+            return self._take()
         if long_open:
             self._open_for = config.max_open_for
             self._open(now, "long_open")
@@ -228,8 +286,9 @@ class Breaker:
             calls, failures = self._counts.totals(now)
             if calls >= config.min_calls and failures >= config.failure_rate * calls:
                 self._open(now, "failure_rate")
-        return self.take_transitions()
+        return self._take()
 
+    @_locked
     def on_rate_limited(self, permit: Permit, retry_after: float | None) -> list[Transition]:
         """A 429 is not a failure: with ``retry_after``, cool down (open) that long.
 
@@ -238,28 +297,32 @@ class Breaker:
         as a burst into the same limit. Without ``retry_after`` the permit is released.
         """
         if permit.epoch != self._epoch or self._state == "forced_closed":
-            return self.take_transitions()
+            return self._take()
         if retry_after is None or retry_after <= 0:
-            self.release(permit)
-            return self.take_transitions()
+            if permit.probe and permit.epoch == self._epoch:
+                self._drop_probe(permit)
+            return self._take()
         now = self._clock()
         if permit.probe and not self._live_probe(permit, now):
-            return self.take_transitions()
+            return self._take()
         self._enter("open", "rate_limited", now + retry_after)
-        return self.take_transitions()
+        return self._take()
 
     # -- operator overrides ------------------------------------------------------
 
+    @_locked
     def force_open(self) -> list[Transition]:
         if self._state != "forced_open":
             self._enter("forced_open", "forced", None)
-        return self.take_transitions()
+        return self._take()
 
+    @_locked
     def force_closed(self) -> list[Transition]:
         if self._state != "forced_closed":
             self._enter("forced_closed", "forced", None)
-        return self.take_transitions()
+        return self._take()
 
+    @_locked
     def reset(self) -> list[Transition]:
         """Back to closed with no history; results of calls begun before are ignored."""
         self._counts.clear()
@@ -269,10 +332,11 @@ class Breaker:
             self._enter("closed", "reset", None)
         else:
             self._new_epoch()
-        return self.take_transitions()
+        return self._take()
 
     # -- shared state --------------------------------------------------------------
 
+    @_locked
     def snapshot(self) -> dict[str, object]:
         """Plain data (JSON-able) for a shared-state backend; live probe leases stay local.
 
@@ -289,6 +353,7 @@ class Breaker:
             "taken_at": self._clock(),
         }
 
+    @_locked
     def restore(self, data: Mapping[str, object]) -> None:
         """Adopt a `snapshot`. Publishes no transition: whoever made the change did.
 

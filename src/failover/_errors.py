@@ -109,6 +109,8 @@ class ProviderError(FailoverError):
         self.status = status
         self.retry_after = retry_after
         self.code = code
+        #: The text a stream had delivered when this error ended it ("" otherwise).
+        self.partial_text = ""
         #: Every attempt of the request, filled in when this error ends it (BadRequest,
         #: ContentFiltered, or any kind whose route action is ``raise``).
         self.attempts: list[Attempt] = []

@@ -118,9 +118,10 @@ class HealthTracker:
 
     def snapshot(self, name: str, breaker: Breaker) -> ProviderHealth:
         now = self._clock()
-        state = breaker.state
+        view = breaker.view()
+        state = view.state
         calls, failures = self._counts.totals(now)
-        open_until = breaker.open_until
+        open_until = view.open_until
         return ProviderHealth(
             name=name,
             state=state,
@@ -129,7 +130,7 @@ class HealthTracker:
             latency_p95_s=self.percentile(0.95),
             calls=calls,
             failures=failures,
-            consecutive_failures=breaker.consecutive_failures,
+            consecutive_failures=view.consecutive_failures,
             open_until=open_until,
             open_for_s=max(0.0, open_until - now) if open_until is not None else None,
             last_error=self.last_error,

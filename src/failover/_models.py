@@ -249,34 +249,31 @@ def _content_from_dict(raw: Any, where: str) -> str | tuple[ContentPart, ...]:
         return raw
     if not isinstance(raw, Sequence):
         raise BadRequest(f"{where}.content: expected a string or a list of parts")
-    parts: list[ContentPart] = []
-    for i, part in enumerate(raw):
-        if isinstance(part, (TextPart, ImagePart)):
-            parts.append(part)
-            continue
-        if not isinstance(part, Mapping):
-            raise BadRequest(f"{where}.content[{i}]: expected a dict part")
-        kind = part.get("type")
-        if kind == "text":
-            parts.append(TextPart(str(part.get("text", ""))))
-        elif kind == "image_url":
-            image = part.get("image_url")
-            url = image.get("url") if isinstance(image, Mapping) else image
-            if not isinstance(url, str):
-                raise BadRequest(f"{where}.content[{i}].image_url: expected a url")
-            parts.append(ImagePart(url=url, media_type=_media_type_of(url)))
-        elif kind == "image":
-            data = part.get("data")
-            parts.append(
-                ImagePart(
-                    url=part.get("url"),
-                    data=data if isinstance(data, bytes) else None,
-                    media_type=str(part.get("media_type", "image/png")),
-                )
-            )
-        else:
-            raise BadRequest(f"{where}.content[{i}]: unknown part type {kind!r}")
-    return tuple(parts)
+    return tuple(_part_from_dict(part, f"{where}.content[{i}]") for i, part in enumerate(raw))
+
+
+def _part_from_dict(part: Any, where: str) -> ContentPart:
+    if isinstance(part, (TextPart, ImagePart)):
+        return part
+    if not isinstance(part, Mapping):
+        raise BadRequest(f"{where}: expected a dict part")
+    kind = part.get("type")
+    if kind == "text":
+        return TextPart(str(part.get("text", "")))
+    if kind == "image_url":
+        image = part.get("image_url")
+        url = image.get("url") if isinstance(image, Mapping) else image
+        if not isinstance(url, str):
+            raise BadRequest(f"{where}.image_url: expected a url")
+        return ImagePart(url=url, media_type=_media_type_of(url))
+    if kind == "image":
+        data = part.get("data")
+        return ImagePart(
+            url=part.get("url"),
+            data=data if isinstance(data, bytes) else None,
+            media_type=str(part.get("media_type", "image/png")),
+        )
+    raise BadRequest(f"{where}: unknown part type {kind!r}")
 
 
 def _media_type_of(url: str) -> str:
@@ -341,22 +338,7 @@ def normalize_messages(
     out: list[Message] = []
     systems: list[str] = [system] if system else []
     for i, item in enumerate(messages):
-        where = f"messages[{i}]"
-        if isinstance(item, Message):
-            msg = item
-        elif isinstance(item, Mapping):
-            role = item.get("role")
-            if role not in _ROLES:
-                raise BadRequest(f"{where}.role: expected one of {sorted(_ROLES)}, got {role!r}")
-            msg = Message(
-                role=cast("Role", role),
-                content=_content_from_dict(item.get("content"), where),
-                tool_calls=_tool_calls_from_dict(item.get("tool_calls"), where),
-                tool_call_id=item.get("tool_call_id"),
-                name=item.get("name"),
-            )
-        else:
-            raise BadRequest(f"{where}: expected a Message or a dict, got {type(item).__name__}")
+        msg = _message_from(item, f"messages[{i}]")
         if msg.role == "system":
             systems.append(msg.text)
         else:
@@ -364,6 +346,23 @@ def normalize_messages(
     if not out:
         raise BadRequest("messages: at least one non-system message is required")
     return tuple(out), ("\n\n".join(systems) if systems else None)
+
+
+def _message_from(item: Any, where: str) -> Message:
+    if isinstance(item, Message):
+        return item
+    if not isinstance(item, Mapping):
+        raise BadRequest(f"{where}: expected a Message or a dict, got {type(item).__name__}")
+    role = item.get("role")
+    if role not in _ROLES:
+        raise BadRequest(f"{where}.role: expected one of {sorted(_ROLES)}, got {role!r}")
+    return Message(
+        role=cast("Role", role),
+        content=_content_from_dict(item.get("content"), where),
+        tool_calls=_tool_calls_from_dict(item.get("tool_calls"), where),
+        tool_call_id=item.get("tool_call_id"),
+        name=item.get("name"),
+    )
 
 
 def _tool_spec(raw: Any, i: int) -> ToolSpec:

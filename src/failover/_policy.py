@@ -218,6 +218,22 @@ def _failover(reason: str) -> Decision:
     return Decision("failover", 0.0, reason)
 
 
+def _retry_delay(err: ProviderError, attempt: int, retry: RetryConfig, forced: bool,
+                 rng: random.Random | None) -> float | Decision:
+    """How long to wait before the retry: a 429's Retry-After, else the backoff; or a
+    failover when a 429's wait is too long or unknown."""
+    if not isinstance(err, RateLimited):
+        return backoff_delay(attempt, retry, rng)
+    if err.retry_after is None:
+        return backoff_delay(attempt, retry, rng) if forced else _failover(
+            "RateLimited: no Retry-After")
+    delay = max(0.0, err.retry_after)
+    if delay > retry.max_retry_after:
+        return _failover(f"RateLimited: Retry-After {delay:g}s exceeds max_retry_after "
+                         f"{retry.max_retry_after:g}s")
+    return delay
+
+
 def decide(
     err: ProviderError,
     *,
@@ -248,18 +264,9 @@ def decide(
     if attempt >= retry.attempts:
         return _failover(f"{err.kind}: {attempt} of {retry.attempts} attempts made")
 
-    if isinstance(err, RateLimited) and err.retry_after is not None:
-        delay = max(0.0, err.retry_after)
-        if delay > retry.max_retry_after:
-            return _failover(
-                f"RateLimited: Retry-After {delay:g}s exceeds max_retry_after "
-                f"{retry.max_retry_after:g}s"
-            )
-    elif isinstance(err, RateLimited) and not forced:
-        return _failover("RateLimited: no Retry-After")
-    else:
-        delay = backoff_delay(attempt, retry, rng)
-
+    delay = _retry_delay(err, attempt, retry, forced, rng)
+    if isinstance(delay, Decision):
+        return delay
     if remaining is not None and delay >= remaining:
         return _failover(f"{err.kind}: a {delay:.3g}s wait does not fit the {remaining:.3g}s left")
     if not budget.try_spend():

@@ -1,68 +1,44 @@
 """The router: one completion API over a config-ordered chain of providers.
 
-Each request is planned and accounted for by a `_Call` (pure and synchronous: which
-provider next, what a failure means, when the deadline bites), so the async and sync
-paths share every decision; only the thin send loops below exist twice.
+`Router` is the public face and the lifetime: construction, reload, the file watcher,
+subscriptions, health, operator overrides, close. Each request is an `Attempts` (the
+attempt machine: every decision, no I/O) performed by a driver of `_drivers` (the thin
+sync and async loops), so every entry point makes the same choices.
 
-The router's live state is one immutable `_State` (config, providers, routes) that a
-request takes a reference to when it starts. `reload()` builds a new `_State` and swaps
-it in one assignment, so requests in flight finish on the config they began with, and
-providers whose settings did not change carry their breaker and health across.
+The live state is one `State` (config, providers, routes) that a request takes a
+reference to when it starts. `reload()` builds a new one and swaps it in one assignment,
+so requests in flight finish on the config they began with, and providers whose settings
+did not change carry their breaker and health across.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
-import contextvars
 import inspect
 import logging
 import os
 import socket
-import sys
 import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._breaker import Breaker, Permit, Transition
-from ._config import (
-    Config,
-    ProviderConfig,
-    RouteConfig,
-    TimeoutsConfig,
-    env_problems,
-    load_config,
-    resolve_env,
-)
-from ._errors import (
-    AllProvidersFailed,
-    BadRequest,
-    ConfigError,
-    ContextWindowExceeded,
-    DeadlineExceeded,
-    DeferFailed,
-    Deferred,
-    FailoverError,
-    ProviderError,
-    RateLimited,
-    StreamInterrupted,
-    Timeout,
-)
+from . import _drivers
+from ._attempts import Attempts, Chain, Note
+from ._breaker import Transition
+from ._config import Config, env_problems, load_config, resolve_env
+from ._errors import BadRequest, ConfigError, Deferred, FailoverError
 from ._events import Event, EventBus, EventType, Subscriber
 from ._fallback import (
     DeferredAnswer,
     DeferredRecord,
     DeferredState,
-    DeferredStore,
     StoreError,
-    load_callable,
 )
-from ._health import HealthTracker, ProviderHealth
+from ._health import ProviderHealth
 from ._instrumentation import (
     Instrumentation,
     Outcome,
@@ -71,429 +47,37 @@ from ._instrumentation import (
     opentelemetry_instrumentation,
 )
 from ._models import (
-    Attempt,
     Completed,
     MessagesInput,
     Request,
     Response,
-    Restart,
     StreamEvent,
     build_request,
     check_params,
     check_seconds,
-    events_of,
 )
-from ._policy import Decision, RetryBudget, decide
 from ._secrets import install_log_scrubber, register_url, scrub
 from ._shared import RedisBreakerSync
-from .providers import build_adapter
+from ._state import Provider, State, build_state, chained, prepare
+from ._watch import FileWatcher
 from .providers._base import current_override
-from .providers._known import known_context_window
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
     from ._models import CompletionParams
-    from ._types import Clock
-    from .providers._base import ProviderAdapter
+    from ._types import BreakerState, Clock
 
 __all__ = ["Router"]
 
 logger = logging.getLogger("failover")
 
-_DEADLINE_SLACK_S = 0.002
-
-
-# --- live state ---------------------------------------------------------------------------
-
-
-class _Provider:
-    """One configured provider: its adapter (built on first use), breaker and health."""
-
-    def __init__(
-        self, name: str, config: ProviderConfig, timeouts: TimeoutsConfig, state_key: Any,
-        breaker: Breaker, health: HealthTracker, budget: RetryBudget,
-    ) -> None:
-        self.name = name
-        self.config = config
-        self.timeouts = timeouts
-        self.state_key = state_key
-        self.breaker = breaker
-        self.health = health
-        self.budget = budget
-        self.model = config.model
-        #: Tokens, from config or what is known of the model; None when unknown.
-        self.context_window = (config.capabilities.context_window
-                               or known_context_window(config.model))
-        self._adapter: ProviderAdapter | None = None
-        self._build_lock = threading.Lock()
-        # Breaker steps are single synchronous calls; the lock only matters for
-        # threads using the sync API at once, and is uncontended on asyncio.
-        self.lock = threading.Lock()
-
-    @property
-    def adapter(self) -> ProviderAdapter:
-        adapter = self._adapter
-        if adapter is None:
-            with self._build_lock:
-                if self._adapter is None:
-                    self._adapter = build_adapter(self.name, self.config, self.timeouts)
-                adapter = self._adapter
-        return adapter
-
-    @property
-    def built(self) -> bool:
-        return self._adapter is not None
-
-    def capability_gap(self, request: Request) -> str | None:
-        caps = self.adapter.capabilities
-        return caps.missing_for(request)
-
-
-@dataclass
-class _Route:
-    name: str
-    config: RouteConfig
-    chain: tuple[_Provider, ...]
-    fallback: Callable[..., Any] | None
-    actions: Mapping[str, str]
-    on_replay: Callable[..., Any] | None = None
-    hedged: int = 0
-    requests: int = 0
-
-
-@dataclass
-class _State:
-    """One config's live state. Requests count themselves in and out, so providers a
-    reload retired are closed once the last request that uses them has finished."""
-
-    config: Config
-    providers: dict[str, _Provider]
-    routes: dict[str, _Route]
-    deferred: DeferredStore
-    inflight: int = 0
-    #: Set by a reload: the providers to close when ``inflight`` reaches zero.
-    retiring: tuple[_Provider, ...] | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def enter(self) -> None:
-        with self.lock:
-            self.inflight += 1
-
-    def leave(self) -> None:
-        with self.lock:
-            self.inflight -= 1
-            if self.inflight or not self.retiring:
-                return
-            closing, self.retiring = self.retiring, ()
-        _close_providers(closing)
-
-    def retire(self, providers: Sequence[_Provider]) -> None:
-        """This state was replaced: close ``providers`` now, or when its requests end."""
-        with self.lock:
-            if self.inflight:
-                self.retiring = tuple(providers)
-                return
-            self.retiring = ()
-        _close_providers(providers)
-
-
-def _close_providers(providers: Sequence[_Provider]) -> None:
-    for provider in providers:
-        if provider.built:
-            provider.adapter.close()
-
-
-def _provider_state_key(config: Config, name: str) -> Any:
-    """Everything that, if changed, makes a provider new (its health starts over)."""
-    return (
-        config.providers[name],
-        config.breaker_for(name),
-        config.timeouts_for(name),
-        config.providers[name].retry or config.defaults.retry,
-    )
-
-
-def _build_state(config: Config, clock: Clock, previous: _State | None,
-                 store_path: Path | None = None) -> _State:
-    old = previous.providers if previous else {}
-    providers: dict[str, _Provider] = {}
-    for name, pconf in config.providers.items():
-        key = _provider_state_key(config, name)
-        kept = old.get(name)
-        if kept is not None and kept.state_key == key:
-            providers[name] = kept
-            continue
-        retry = pconf.retry or config.defaults.retry
-        providers[name] = _Provider(
-            name, pconf, config.timeouts_for(name), key,
-            breaker=Breaker(name, config.breaker_for(name), clock, forced=pconf.force),
-            health=HealthTracker(config.breaker_for(name).window, clock),
-            budget=RetryBudget(retry.budget, retry.min_retries_per_10s, clock),
-        )
-    problems: list[str] = []
-    routes: dict[str, _Route] = {}
-    for rname, rconf in config.routes.items():
-        callables = {}
-        for key in ("python", "on_replay"):
-            ref = getattr(rconf.fallback, key)
-            try:
-                callables[key] = load_callable(ref, f"routes.{rname}.fallback.{key}") if ref \
-                    else None
-            except ConfigError as exc:
-                problems.extend(exc.problems)
-        routes[rname] = _Route(
-            name=rname, config=rconf, chain=tuple(providers[p] for p in rconf.chain),
-            fallback=callables.get("python"), actions=dict(rconf.actions),
-            on_replay=callables.get("on_replay"),
-        )
-    if problems:
-        raise ConfigError(problems)
-    store = config.deferred
-    return _State(config, providers, routes, DeferredStore(
-        store_path or config.deferred_path(), lock_timeout=store.lock_timeout,
-        keep_answers=store.keep_answers, replay_lease=store.replay_lease))
-
-
-# --- one request ---------------------------------------------------------------------------
-
-
-@dataclass
-class _Call:
-    """The bookkeeping and decisions of one request; no I/O."""
-
-    router: Router
-    state: _State
-    route: _Route
-    request: Request
-    started: float
-    deadline_s: float | None
-    deadline_at: float | None
-    #: The caller's per-attempt ``timeout``, and whether the request streams: with the
-    #: provider's own limits they say whether the deadline is what bounded an attempt.
-    timeout: float | None = None
-    stream: bool = False
-    attempts: list[Attempt] = field(default_factory=list)
-    errors: list[ProviderError] = field(default_factory=list)
-    skipped: dict[str, str] = field(default_factory=dict)
-    window_floor: int | None = None
-    last_failed: str | None = None
-    fell_back: bool = False
-    #: An attempt timed out at the deadline's bound: the deadline is what ran out.
-    deadline_hit: bool = False
-
-    def remaining(self) -> float | None:
-        if self.deadline_at is None:
-            return None
-        return self.deadline_at - self.router._clock()
-
-    def expired(self) -> bool:
-        # Timers fire up to a clock tick early, and an attempt with a couple of
-        # milliseconds left cannot succeed anyway: that is expired too. So is a request
-        # whose last attempt was cut by the deadline (its timeout is rounded down a
-        # little): the kind must not depend on how loaded the machine is.
-        return self.deadline_hit or (
-            self.deadline_at is not None
-            and self.router._clock() >= self.deadline_at - _DEADLINE_SLACK_S)
-
-    def _cut_by_deadline(self, provider: _Provider, t0: float) -> bool:
-        """A timed-out attempt whose bound was what was left of the deadline, and that ran
-        into it (less the rounding `ProviderAdapter.http_timeout` applies)."""
-        if self.deadline_at is None:
-            return False
-        left = self.deadline_at - t0
-        own = provider.timeouts.first_token if self.stream else provider.timeouts.request
-        if self.timeout is not None:
-            own = min(own, self.timeout)
-        rounding = 0.1 if left >= 1.0 else 0.001
-        return left <= own and (
-            self.router._clock() >= self.deadline_at - rounding - _DEADLINE_SLACK_S)
-
-    def candidates(self) -> Iterator[tuple[_Provider, Permit]]:
-        """Providers to try, in chain order, each with a breaker permit; skips cost ~µs."""
-        for provider in self.route.chain:
-            if self.window_floor is not None:
-                window = provider.context_window
-                if window is not None and window <= self.window_floor:
-                    self.skipped[provider.name] = (
-                        f"context window {window} is not larger than {self.window_floor}"
-                    )
-                    continue
-            with provider.lock:
-                permit = provider.breaker.allow()
-            if permit is None:
-                self.skipped[provider.name] = f"breaker {provider.breaker.state}"
-                continue
-            if permit.probe:
-                with provider.lock:
-                    transitions = provider.breaker.take_transitions()
-                if transitions:
-                    self.router._transitions(transitions, self.route)
-            try:
-                gap = provider.capability_gap(self.request)
-            except ConfigError:
-                with provider.lock:
-                    provider.breaker.release(permit)
-                raise
-            if gap is not None:
-                with provider.lock:
-                    provider.breaker.release(permit)
-                self.skipped[provider.name] = gap
-                continue
-            yield provider, permit
-
-    def begin(self, provider: _Provider) -> None:
-        if self.last_failed is not None:
-            self.router._emit("failover", self.route, provider.name,
-                              f"{self.last_failed} -> {provider.name}")
-            self.last_failed = None
-
-    def succeeded(
-        self, provider: _Provider, permit: Permit, response: Response, t0: float
-    ) -> Response:
-        now = self.router._clock()
-        latency = now - t0
-        with provider.lock:
-            transitions = provider.breaker.on_success(permit)
-        provider.health.record(True, latency)
-        if transitions:
-            self.router._transitions(transitions, self.route)
-        self.attempts.append(Attempt(provider.name, response.model or provider.model, "ok",
-                                     latency_s=latency))
-        response.provider = provider.name
-        response.attempts = self.attempts
-        response.latency_s = now - self.started
-        return response
-
-    def failed(
-        self, provider: _Provider, permit: Permit, err: ProviderError, t0: float, tries: int
-    ) -> Decision:
-        """Account for a failed attempt and say what to do next."""
-        latency = self.router._clock() - t0
-        err.provider = err.provider or provider.name
-        if isinstance(err, Timeout) and self._cut_by_deadline(provider, t0):
-            self.deadline_hit = True
-        with provider.lock:
-            if isinstance(err, RateLimited):
-                transitions = provider.breaker.on_rate_limited(permit, err.retry_after)
-            elif err.breaker_failure:
-                transitions = provider.breaker.on_failure(permit, long_open=err.long_open)
-            else:
-                # A 400, a filter or a long prompt: the provider answered, so it is alive.
-                transitions = provider.breaker.on_success(permit)
-        provider.health.record(False, latency, err)
-        self.attempts.append(Attempt(
-            provider.name, provider.model, "error", error_kind=err.kind,
-            http_status=err.status, latency_s=latency, detail=err.message[:200],
-        ))
-        self.errors.append(err)
-        self.router._emit("attempt_failed", self.route, provider.name,
-                          f"{err.kind}" + (f" HTTP {err.status}" if err.status else "")
-                          + f": {err.message[:200]}")
-        if transitions:
-            self.router._transitions(transitions, self.route)
-        if isinstance(err, ContextWindowExceeded):
-            known = provider.context_window
-            floor = known if known is not None else self.request.estimated_input_tokens()
-            self.window_floor = max(self.window_floor or 0, floor)
-        decision = decide(
-            err, attempt=tries, retry=self.state.config.retry_for(self.route.name, provider.name),
-            overrides=self.route.actions, remaining=self.remaining(), budget=provider.budget,
-        )
-        if decision.action != "retry":
-            self.last_failed = provider.name
-        return decision
-
-    def cancelled(self, provider: _Provider, permit: Permit, t0: float) -> None:
-        with provider.lock:
-            provider.breaker.release(permit)
-        self.attempts.append(Attempt(provider.name, provider.model, "cancelled",
-                                     latency_s=self.router._clock() - t0))
-
-    def outrun(self, provider: _Provider, permit: Permit, t0: float) -> None:
-        """A hedged attempt that was still silent after the hedge delay and lost.
-
-        It counts as a breaker failure (not in health's latency): otherwise a hung
-        provider behind a hedge would be asked forever, every request paying for it.
-        """
-        latency = self.router._clock() - t0
-        with provider.lock:
-            transitions = provider.breaker.on_failure(permit)
-        self.attempts.append(Attempt(provider.name, provider.model, "cancelled",
-                                     error_kind="Timeout", latency_s=latency,
-                                     detail="no answer before another provider's"))
-        if transitions:
-            self.router._transitions(transitions, self.route)
-
-    def attempt_timeout(self, timeout: float | None) -> float | None:
-        """The caller's per-attempt ``timeout``, cut to what is left of the deadline."""
-        remaining = self.remaining()
-        if remaining is None:
-            return timeout
-        left = max(remaining, 0.001)
-        return left if timeout is None else min(timeout, left)
-
-    def deadline_error(self) -> DeadlineExceeded:
-        return DeadlineExceeded(self.route.name, self.deadline_s or 0.0, self.attempts)
-
-    def failure(self) -> AllProvidersFailed | DeadlineExceeded:
-        return self.deadline_error() if self.expired() else self.exhausted()
-
-    def exhausted(self) -> AllProvidersFailed:
-        return AllProvidersFailed(self.route.name, self.attempts, errors=self.errors,
-                                  skipped=self.skipped)
-
-    def raise_now(self, err: ProviderError) -> ProviderError:
-        err.attempts = self.attempts
-        return err
-
-
-@dataclass
-class _StreamRecovery:
-    """How a stream recovers after it has shown text; shared by both stream loops."""
-
-    policy: str
-    #: Deltas reached the caller since the last `Restart`.
-    shown: bool = False
-    #: Text kept for ``continue``: the next provider continues it.
-    prefix: str = ""
-    restart_reason: str | None = None
-
-    @property
-    def anything_shown(self) -> bool:
-        return self.shown or bool(self.prefix)
-
-    def request_for(self, provider: _Provider, request: Request) -> tuple[Request, Restart | None]:
-        """The request for the next attempt, and the `Restart` to send before it."""
-        if self.prefix and not provider.adapter.capabilities.prefill:
-            self.prefix = ""
-            self.restart_reason = self.restart_reason or (
-                f"{provider.name} cannot continue a partial answer")
-        restart = None
-        if self.restart_reason is not None:
-            restart = Restart(provider.name, self.restart_reason)
-            self.restart_reason, self.shown = None, False
-        if self.prefix:
-            request = replace(request, prefill=self.prefix)
-        return request, restart
-
-    def completed(self, response: Response) -> Response:
-        if self.prefix:
-            response.text = self.prefix + response.text
-        return response
-
-    def broke(self, provider: _Provider, err: ProviderError) -> None:
-        """The stream failed after a delta: raise, or set up ``continue`` / ``restart``."""
-        partial = err.partial_text if isinstance(err, StreamInterrupted) else ""
-        if self.policy == "raise":
-            raise StreamInterrupted(
-                f"stream from {provider.name} broke: {err.message}",
-                partial_text=self.prefix + partial, provider=provider.name, status=err.status)
-        if self.policy == "continue" and partial:
-            self.prefix += partial
-        else:
-            self.prefix = ""
-            self.restart_reason = f"{provider.name} failed mid-stream: {err.kind}"
+#: The event each breaker state's arrival is published as.
+_ARRIVAL: dict[BreakerState, EventType] = {
+    "open": "breaker_opened", "forced_open": "breaker_opened",
+    "half_open": "breaker_half_open",
+    "closed": "breaker_closed", "forced_closed": "breaker_closed",
+}
 
 
 def _telemetry_hooks(config: Config) -> tuple[Instrumentation, ...]:
@@ -507,17 +91,6 @@ def _telemetry_hooks(config: Config) -> tuple[Instrumentation, ...]:
                               "is not installed (pip install opentelemetry-api)")
         return ()
     return (hook,)
-
-
-def _deadline_timeout(seconds: float | None) -> Any:
-    if seconds is None:
-        return contextlib.nullcontext()
-    if sys.version_info >= (3, 11):
-        return asyncio.timeout(seconds)
-    return contextlib.nullcontext()  # 3.10: the socket timeouts alone bound the attempt
-
-
-# --- the router ------------------------------------------------------------------------------
 
 
 class Router:
@@ -552,8 +125,8 @@ class Router:
         self._asleep: Callable[[float], Any] = getattr(self._clock, "asleep", asyncio.sleep)
         self._path = Path(path) if path is not None else None
         self._bus = EventBus()
-        self._retired: list[_State] = []
-        self._state = _build_state(config, self._clock, None, self._store_path)
+        self._retired: list[State] = []
+        self._state = build_state(config, self._clock, None, self._store_path)
         self._hooks: tuple[Instrumentation, ...] = (
             *instrumentation, *_telemetry_hooks(config))
         install_log_scrubber()
@@ -575,11 +148,15 @@ class Router:
             # Not fatal: that provider fails like a revoked key until the variable is set.
             logger.warning("config: %s", problem)
         self._check_store()
-        self._watcher: threading.Thread | None = None
-        self._watch_stop = threading.Event()
+        self._watcher: FileWatcher | None = None
         self._stop = threading.Event()
         self._reload_lock = threading.Lock()
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._preparing: list[threading.Thread] = []
+        self._rt = _drivers.Runtime(publish=self._publish, sleep=self._sleep,
+                                    asleep=self._asleep, store=self._store,
+                                    hedge_pool=self._hedge_pool)
+        self._prepare(chained(self._state))
         self._sync_watcher(config)
 
     @classmethod
@@ -602,14 +179,15 @@ class Router:
         """The hooks told about every request (yours, then OpenTelemetry's if on)."""
         return self._hooks
 
-    # -- public request API -------------------------------------------------------------
 
-    def _start(
+    # -- requests -------------------------------------------------------------------------
+
+    def _begin(
         self, where: str, messages: MessagesInput, route: str, timeout: float | None,
         deadline: float | None, params: dict[str, Any],
-    ) -> _Call:
-        """Check the caller's arguments (before any provider is involved) and open the
-        request's bookkeeping."""
+    ) -> _Request:
+        """Check the caller's arguments (before any provider is involved) and start the
+        request's attempt machine."""
         state = self._state
         try:
             route_obj = state.routes[route]
@@ -623,14 +201,15 @@ class Router:
             check_seconds("timeout", timeout)
         if deadline is not None:
             deadline = check_seconds("deadline", deadline)
-        deadline_s = deadline if deadline is not None else route_obj.config.deadline
-        now = self._clock()
+        stream = where.endswith("stream")
         route_obj.requests += 1
         state.enter()
-        return _Call(
-            self, state, route_obj, request, now, deadline_s,
-            None if deadline_s is None else now + deadline_s,
-            timeout=timeout, stream=where.endswith("stream"),
+        return _Request(
+            state.config, route_obj, request, self._clock, self._clock(),
+            deadline if deadline is not None else route_obj.config.deadline,
+            timeout=timeout, stream=stream,
+            hedged=not stream and route_obj.config.hedge is not None,
+            store_path=str(state.deferred.path), state=state,
         )
 
     def complete(
@@ -644,28 +223,10 @@ class Router:
         **params: Unpack[CompletionParams],
     ) -> Response:
         """Answer ``messages`` through ``route``'s chain (blocking)."""
-        call = self._start("complete", messages, route, timeout, deadline,
-                           {"system": system, **params})
-        try:
-            if not self._hooks:
-                return self._complete_sync(call, timeout)
-            try:
-                response = self._complete_sync(call, timeout)
-            except BaseException as exc:
-                self._observe(call, None, exc)
-                raise
-            self._observe(call, response, None)
-            return response
-        finally:
-            call.state.leave()
-
-    def _complete_sync(self, call: _Call, timeout: float | None) -> Response:
-        try:
-            if call.route.config.hedge is not None:
-                return self._run_hedged_sync(call, timeout)
-            return self._run_sync(call, timeout)
-        except (AllProvidersFailed, DeadlineExceeded) as failure:
-            return self._fallback_sync(call, failure)
+        m = self._begin("complete", messages, route, timeout, deadline,
+                        {"system": system, **params})
+        with _Scope(self, m):
+            return self._answered(m, _drivers.complete(self._rt, m))
 
     async def acomplete(
         self,
@@ -678,309 +239,10 @@ class Router:
         **params: Unpack[CompletionParams],
     ) -> Response:
         """Answer ``messages`` through ``route``'s chain."""
-        call = self._start("acomplete", messages, route, timeout, deadline,
-                           {"system": system, **params})
-        try:
-            if not self._hooks:
-                return await self._complete_async(call, timeout)
-            try:
-                response = await self._complete_async(call, timeout)
-            except BaseException as exc:
-                self._observe(call, None, exc)
-                raise
-            self._observe(call, response, None)
-            return response
-        finally:
-            call.state.leave()
-
-    async def _complete_async(self, call: _Call, timeout: float | None) -> Response:
-        try:
-            if call.route.config.hedge is not None:
-                return await self._run_hedged(call, timeout)
-            return await self._run_async(call, timeout)
-        except (AllProvidersFailed, DeadlineExceeded) as failure:
-            return await self._fallback_async(call, failure)
-
-    # -- the send loops: sync -------------------------------------------------------------
-
-    def _run_sync(self, call: _Call, timeout: float | None) -> Response:
-        for provider, permit in call.candidates():
-            call.begin(provider)
-            tries = 0
-            while True:
-                if call.expired():
-                    call.cancelled(provider, permit, self._clock())
-                    raise call.deadline_error()
-                tries += 1
-                if tries == 1:
-                    provider.budget.on_request()
-                t0 = self._clock()
-                try:
-                    response = provider.adapter.complete(
-                        call.request, timeout=call.attempt_timeout(timeout))
-                except ProviderError as exc:
-                    err = exc
-                    decision = call.failed(provider, permit, err, t0, tries)
-                except BaseException:
-                    call.cancelled(provider, permit, t0)
-                    raise
-                else:
-                    return call.succeeded(provider, permit, response, t0)
-                if decision.action == "raise":
-                    raise call.raise_now(err)
-                if call.expired():
-                    raise call.deadline_error()
-                if decision.action == "retry":
-                    next_permit = self._retry_permit(provider, err, decision, None)
-                    if next_permit is not None:
-                        permit = next_permit
-                        continue
-                break
-        if call.expired():
-            raise call.deadline_error()
-        raise call.exhausted()
-
-    # -- the send loops: async -------------------------------------------------------------
-
-    def _retry_permit(
-        self, provider: _Provider, err: ProviderError, decision: Decision, _: None
-    ) -> Permit | None:
-        """Wait out the backoff and take a new permit; None if the breaker says no.
-
-        A 429's cool-down ends exactly when its Retry-After does, so that wait comes
-        before asking the breaker; any other retry asks first, so a breaker that just
-        opened sends the request on without paying the backoff.
-        """
-        if isinstance(err, RateLimited):
-            self._sleep(decision.delay)
-            with provider.lock:
-                return provider.breaker.allow()
-        with provider.lock:
-            permit = provider.breaker.allow()
-        if permit is not None:
-            try:
-                self._sleep(decision.delay)
-            except BaseException:
-                with provider.lock:
-                    provider.breaker.release(permit)
-                raise
-        return permit
-
-    async def _aretry_permit(
-        self, provider: _Provider, err: ProviderError, decision: Decision
-    ) -> Permit | None:
-        if isinstance(err, RateLimited):
-            await self._asleep(decision.delay)
-            with provider.lock:
-                return provider.breaker.allow()
-        with provider.lock:
-            permit = provider.breaker.allow()
-        if permit is not None:
-            try:
-                await self._asleep(decision.delay)
-            except BaseException:  # cancelled in the backoff: the permit goes back
-                with provider.lock:
-                    provider.breaker.release(permit)
-                raise
-        return permit
-
-    async def _attempt_async(
-        self, call: _Call, provider: _Provider, timeout: float | None
-    ) -> Response:
-        # The whole attempt, not each socket read: the provider's own request timeout,
-        # the caller's, and what is left of the deadline, whichever is first.
-        left = call.attempt_timeout(timeout)
-        own = provider.timeouts.request
-        limit = own if left is None else min(left, own)
-        try:
-            async with _deadline_timeout(limit):
-                return await provider.adapter.acomplete(call.request, timeout=limit)
-        except (asyncio.TimeoutError, TimeoutError):
-            raise Timeout(f"no answer within {limit:g}s", provider=provider.name) from None
-
-    async def _run_async(self, call: _Call, timeout: float | None) -> Response:
-        for provider, permit in call.candidates():
-            call.begin(provider)
-            tries = 0
-            while True:
-                if call.expired():
-                    call.cancelled(provider, permit, self._clock())
-                    raise call.deadline_error()
-                tries += 1
-                if tries == 1:
-                    provider.budget.on_request()
-                t0 = self._clock()
-                try:
-                    response = await self._attempt_async(call, provider, timeout)
-                except ProviderError as exc:
-                    err = exc
-                    decision = call.failed(provider, permit, err, t0, tries)
-                except BaseException:
-                    call.cancelled(provider, permit, t0)
-                    raise
-                else:
-                    return call.succeeded(provider, permit, response, t0)
-                if decision.action == "raise":
-                    raise call.raise_now(err)
-                if call.expired():
-                    raise call.deadline_error()
-                if decision.action == "retry":
-                    next_permit = await self._aretry_permit(provider, err, decision)
-                    if next_permit is not None:
-                        permit = next_permit
-                        continue
-                break
-        raise call.failure()
-
-    # -- hedging (async) ---------------------------------------------------------------------
-
-    def _hedge_delay(self, call: _Call, provider: _Provider) -> float | None:
-        hedge = call.route.config.hedge
-        assert hedge is not None
-        route = call.route
-        if route.hedged >= max(1.0, hedge.max_ratio * route.requests):
-            return None
-        if hedge.after == "p95":
-            p95 = provider.health.percentile(0.95)
-            if p95 is None:
-                return None
-            return max(p95, hedge.min_delay)
-        return max(float(hedge.after), hedge.min_delay)
-
-    def _hedge_wait(self, call: _Call, running: Mapping[Any, tuple[_Provider, Permit, float]],
-                    can_launch: bool) -> float | None:
-        """How long to wait for a running attempt before starting the next provider."""
-        hedge = call.route.config.hedge
-        assert hedge is not None
-        if not can_launch or len(running) > hedge.max_extra:
-            return None
-        first = next(iter(running.values()))[0]
-        return self._hedge_delay(call, first)
-
-    def _hedge_loser(
-        self, call: _Call, provider: _Provider, permit: Permit, t0: float,
-        launched_hedge: float | None,
-    ) -> None:
-        # An attempt that a hedge was started against, and that still had not answered,
-        # was outrun; one started as the hedge (or after) was merely cancelled.
-        if launched_hedge is not None and t0 < launched_hedge:
-            call.outrun(provider, permit, t0)
-        else:
-            call.cancelled(provider, permit, t0)
-
-    def _hedge_result(
-        self, call: _Call, provider: _Provider, permit: Permit, t0: float,
-        result: Response | None, err: BaseException | None,
-    ) -> Response | None:
-        """Account for a finished hedged attempt; the response if it won."""
-        if err is None:
-            assert result is not None
-            return call.succeeded(provider, permit, result, t0)
-        if not isinstance(err, ProviderError):
-            raise err
-        # Hedged requests never retry on the same provider: the next one is the retry.
-        if call.failed(provider, permit, err, t0, tries=1).action == "raise":
-            raise call.raise_now(err)
-        return None
-
-    async def _run_hedged(self, call: _Call, timeout: float | None) -> Response:
-        """Start the next provider if the current one is slow; first success wins."""
-        candidates = call.candidates()
-        running: dict[asyncio.Future[Response], tuple[_Provider, Permit, float]] = {}
-        can_launch = True
-        launched_hedge: float | None = None
-
-        def launch() -> bool:
-            for provider, permit in candidates:
-                call.begin(provider)
-                provider.budget.on_request()
-                task = asyncio.ensure_future(self._attempt_async(call, provider, timeout))
-                running[task] = (provider, permit, self._clock())
-                return True
-            return False
-
-        try:
-            can_launch = launch()
-            while running:
-                delay = self._hedge_wait(call, running, can_launch)
-                done, _ = await asyncio.wait(
-                    running, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
-                if not done:
-                    call.route.hedged += 1
-                    launched_hedge = self._clock()
-                    can_launch = launch()
-                    continue
-                for task in done:
-                    provider, permit, t0 = running.pop(task)
-                    err = task.exception()
-                    won = self._hedge_result(call, provider, permit, t0,
-                                             None if err else task.result(), err)
-                    if won is not None:
-                        return won
-                if not running and can_launch:
-                    can_launch = launch()
-            raise call.failure()
-        finally:
-            for task, (provider, permit, t0) in running.items():
-                task.cancel()
-                self._hedge_loser(call, provider, permit, t0, launched_hedge)
-
-    def _run_hedged_sync(self, call: _Call, timeout: float | None) -> Response:
-        """The same race on threads. A losing attempt cannot be interrupted: it runs out
-        on its own thread (bounded by its timeout) and its answer is dropped."""
-        candidates = call.candidates()
-        running: dict[concurrent.futures.Future[Response], tuple[_Provider, Permit, float]] = {}
-        pool = self._hedge_pool()
-        can_launch = True
-        launched_hedge: float | None = None
-
-        def launch() -> bool:
-            for provider, permit in candidates:
-                call.begin(provider)
-                provider.budget.on_request()
-                limit = call.attempt_timeout(timeout)
-                # Each attempt runs in a copy of the caller's context (the test kit's seam).
-                context = contextvars.copy_context()
-                future = pool.submit(context.run, provider.adapter.complete, call.request,
-                                     timeout=limit)
-                running[future] = (provider, permit, self._clock())
-                return True
-            return False
-
-        try:
-            can_launch = launch()
-            while running:
-                delay = self._hedge_wait(call, running, can_launch)
-                done, _ = concurrent.futures.wait(
-                    running, timeout=delay, return_when=concurrent.futures.FIRST_COMPLETED)
-                if not done:
-                    call.route.hedged += 1
-                    launched_hedge = self._clock()
-                    can_launch = launch()
-                    continue
-                for future in done:
-                    provider, permit, t0 = running.pop(future)
-                    err = future.exception()
-                    won = self._hedge_result(call, provider, permit, t0,
-                                             None if err else future.result(), err)
-                    if won is not None:
-                        return won
-                if not running and can_launch:
-                    can_launch = launch()
-            raise call.failure()
-        finally:
-            for future, (provider, permit, t0) in running.items():
-                future.cancel()
-                self._hedge_loser(call, provider, permit, t0, launched_hedge)
-
-    def _hedge_pool(self) -> concurrent.futures.ThreadPoolExecutor:
-        with self._reload_lock:
-            if self._pool is None:
-                self._pool = concurrent.futures.ThreadPoolExecutor(
-                    max_workers=32, thread_name_prefix="failover-hedge")
-            return self._pool
-
-    # -- streams ------------------------------------------------------------------------------
+        m = self._begin("acomplete", messages, route, timeout, deadline,
+                        {"system": system, **params})
+        with _Scope(self, m):
+            return self._answered(m, await _drivers.acomplete(self._rt, m))
 
     def stream(
         self,
@@ -993,84 +255,16 @@ class Router:
         **params: Unpack[CompletionParams],
     ) -> Iterator[StreamEvent]:
         """Deltas as they come, then `Completed`; see the route's ``stream_interrupt``."""
-        call = self._start("stream", messages, route, timeout, deadline,
-                           {"system": system, **params})
-        events = self._counted(call, self._stream_sync(call, timeout))
-        if not self._hooks:
-            return events
-        return self._observed_stream(call, events)
+        m = self._begin("stream", messages, route, timeout, deadline,
+                        {"system": system, **params})
+        return self._stream(m)
 
-    @staticmethod
-    def _counted(call: _Call, events: Iterator[StreamEvent]) -> Iterator[StreamEvent]:
-        try:
-            yield from events
-        finally:
-            call.state.leave()
-
-    def _observed_stream(
-        self, call: _Call, events: Iterator[StreamEvent]
-    ) -> Iterator[StreamEvent]:
-        try:
-            for event in events:
+    def _stream(self, m: _Request) -> Iterator[StreamEvent]:
+        with _Scope(self, m):
+            for event in _drivers.stream(self._rt, m):
                 if isinstance(event, Completed):
-                    self._observe(call, event.response, None, stream=True)
+                    self._answered(m, event.response)
                 yield event
-        except GeneratorExit:
-            raise  # the consumer stopped reading: not an outcome of the request
-        except BaseException as exc:
-            self._observe(call, None, exc, stream=True)
-            raise
-
-    def _stream_sync(self, call: _Call, timeout: float | None) -> Iterator[StreamEvent]:
-        recovery = _StreamRecovery(call.route.config.stream_interrupt)
-        for provider, permit in call.candidates():
-            call.begin(provider)
-            tries = 0
-            while True:
-                if call.expired():
-                    call.cancelled(provider, permit, self._clock())
-                    break
-                tries += 1
-                t0 = self._clock()
-                request, restart = recovery.request_for(provider, call.request)
-                if restart is not None:
-                    yield restart
-                delivered = False
-                events = provider.adapter.stream(
-                    request, timeout=call.attempt_timeout(timeout))
-                try:
-                    for event in events:
-                        if isinstance(event, Completed):
-                            response = recovery.completed(event.response)
-                            yield Completed(call.succeeded(provider, permit, response, t0))
-                            return
-                        delivered = recovery.shown = True
-                        yield event
-                except ProviderError as exc:
-                    err = exc
-                    decision = call.failed(provider, permit, err, t0, tries)
-                except BaseException:  # the consumer stopped early, or a bug
-                    call.cancelled(provider, permit, t0)
-                    raise
-                else:  # pragma: no cover - adapters always end with Completed or raise
-                    raise call.exhausted()
-                finally:
-                    events.close()
-                if decision.action == "raise":
-                    raise call.raise_now(err)
-                if delivered:
-                    recovery.broke(provider, err)
-                    break  # after a delta, recovery moves to the next provider
-                if decision.action == "retry":
-                    next_permit = self._retry_permit(provider, err, decision, None)
-                    if next_permit is not None:
-                        permit = next_permit
-                        continue
-                break
-            if call.expired():
-                break
-        response = self._fallback_sync(call, call.failure())
-        yield from _replay_as_stream(response, recovery.anything_shown)
 
     async def astream(
         self,
@@ -1083,101 +277,70 @@ class Router:
         **params: Unpack[CompletionParams],
     ) -> AsyncIterator[StreamEvent]:
         """Deltas as they come, then `Completed`; see the route's ``stream_interrupt``."""
-        call = self._start("astream", messages, route, timeout, deadline,
-                           {"system": system, **params})
-        try:
-            async for event in self._astream(call, timeout):
-                if isinstance(event, Completed) and self._hooks:
-                    self._observe(call, event.response, None, stream=True)
+        m = self._begin("astream", messages, route, timeout, deadline,
+                        {"system": system, **params})
+        with _Scope(self, m):
+            async for event in _drivers.astream(self._rt, m):
+                if isinstance(event, Completed):
+                    self._answered(m, event.response)
                 yield event
-        except GeneratorExit:
-            raise
-        except BaseException as exc:
-            if self._hooks:
-                self._observe(call, None, exc, stream=True)
-            raise
-        finally:
-            call.state.leave()
 
-    async def _astream(
-        self, call: _Call, timeout: float | None
-    ) -> AsyncIterator[StreamEvent]:
-        recovery = _StreamRecovery(call.route.config.stream_interrupt)
-        for provider, permit in call.candidates():
-            call.begin(provider)
-            tries = 0
-            while True:
-                if call.expired():
-                    call.cancelled(provider, permit, self._clock())
-                    break
-                tries += 1
-                t0 = self._clock()
-                request, restart = recovery.request_for(provider, call.request)
-                if restart is not None:
-                    yield restart
-                delivered = False
-                events = provider.adapter.astream(
-                    request, timeout=call.attempt_timeout(timeout))
-                try:
-                    async for event in events:
-                        if isinstance(event, Completed):
-                            response = recovery.completed(event.response)
-                            yield Completed(call.succeeded(provider, permit, response, t0))
-                            return
-                        delivered = recovery.shown = True
-                        yield event
-                except ProviderError as exc:
-                    err = exc
-                    decision = call.failed(provider, permit, err, t0, tries)
-                except BaseException:
-                    call.cancelled(provider, permit, t0)
-                    raise
-                else:  # pragma: no cover
-                    raise call.exhausted()
-                finally:
-                    with contextlib.suppress(Exception):
-                        await events.aclose()
-                if decision.action == "raise":
-                    raise call.raise_now(err)
-                if delivered:
-                    recovery.broke(provider, err)
-                    break
-                if decision.action == "retry":
-                    next_permit = await self._aretry_permit(provider, err, decision)
-                    if next_permit is not None:
-                        permit = next_permit
-                        continue
-                break
-            if call.expired():
-                break
-        response = await self._fallback_async(call, call.failure())
-        for event in _replay_as_stream(response, recovery.anything_shown):
-            yield event
-
-    # -- manual fallback ---------------------------------------------------------------------
-
-    def _fallback_prelude(
-        self, call: _Call, failure: AllProvidersFailed | DeadlineExceeded
-    ) -> None:
-        self._emit("all_providers_failed", call.route, None,
-                   str(failure).splitlines()[0] + f" ({len(call.attempts)} attempts)")
-
-    def _fallback_response(self, call: _Call, result: Any) -> Response:
-        if isinstance(result, Response):
-            response = result
-        elif isinstance(result, str):
-            response = Response(text=result, finish_reason="stop", provider="fallback",
-                                model="manual")
-        else:
-            raise TypeError(
-                f"routes.{call.route.name}.fallback.python returned {type(result).__name__}; "
-                "it must return a str or a failover.Response"
-            )
-        response.provider = response.provider or "fallback"
-        response.attempts = call.attempts
-        call.fell_back = True
-        response.latency_s = self._clock() - call.started
+    def _answered(self, m: Attempts, response: Response) -> Response:
+        if self._hooks:
+            self._observe(m, response, None)
         return response
+
+    def _observe(
+        self, m: Attempts, response: Response | None, error: BaseException | None
+    ) -> None:
+        if response is not None:
+            outcome: Outcome = "fallback" if m.fell_back else "ok"
+        else:
+            outcome = "deferred" if isinstance(error, Deferred) else "error"
+        duration = self._clock() - m.started
+        notify_all(self._hooks, RequestRecord(
+            route=m.route.name,
+            started_at=time.time() - duration,
+            duration_s=duration,
+            outcome=outcome,
+            attempts=tuple(m.attempts),
+            provider=response.provider if response is not None else None,
+            model=response.model if response is not None else None,
+            error_kind=type(error).__name__ if error is not None else None,
+            stream=m.stream,
+            usage=response.usage if response is not None else None,
+        ))
+
+    def _publish(self, m: Attempts) -> None:
+        """Emit what the machine collected, in order, once (the drivers call this)."""
+        outbox, m.outbox = m.outbox, []
+        route = m.route
+        transitions = [item for item in outbox if isinstance(item, Transition)]
+        for item in outbox:
+            if isinstance(item, Note):
+                self._emit(item.type, route, item.provider, item.detail)
+            else:
+                self._arrived(item, route)
+        self._share(transitions)
+
+    def _hedge_pool(self) -> concurrent.futures.ThreadPoolExecutor:
+        with self._reload_lock:
+            if self._pool is None:
+                self._pool = concurrent.futures.ThreadPoolExecutor(
+                    max_workers=32, thread_name_prefix="failover-hedge")
+            return self._pool
+
+    def _prepare(self, providers: Sequence[Provider]) -> None:
+        """Build ``providers`` on a background thread: a failover must not pay for it."""
+        waiting = [p for p in providers if not p.built]
+        if not waiting:
+            return
+        thread = threading.Thread(target=prepare, args=(waiting, self._stop),
+                                  name="failover-prepare", daemon=True)
+        self._preparing = [t for t in self._preparing if t.is_alive()] + [thread]
+        thread.start()
+
+    # -- the manual fallback's store ---------------------------------------------------------
 
     def _check_store(self) -> None:
         """A route that defers needs a store it can write: find out now, not when the
@@ -1190,72 +353,12 @@ class Router:
             logger.error("%s: requests that need deferring will raise DeferFailed", exc)
             self._emit("defer_failed", None, None, str(exc))
 
-    def _store(self, call: _Call, failure: FailoverError) -> str | StoreError:
+    def _store(self, request: Request, failure: FailoverError) -> str | Exception:
         """Write the request to the store: its ticket, or why the store refused it."""
         try:
-            return self._state.deferred.add(call.request, str(failure))
+            return self._state.deferred.add(request, str(failure))
         except StoreError as exc:
             return exc
-
-    def _deferred(self, call: _Call, failure: FailoverError, stored: str | StoreError) -> None:
-        path = str(self._state.deferred.path)
-        if isinstance(stored, StoreError):
-            self._emit("defer_failed", call.route, None, str(stored))
-            raise DeferFailed(call.route.name, path, str(stored), call.attempts) from failure
-        self._emit("deferred", call.route, None, f"ticket {stored} in {path}")
-        raise Deferred(stored, call.route.name, path, call.attempts) from failure
-
-    def _defer_or_raise(
-        self, call: _Call, failure: FailoverError, cause: BaseException | None = None
-    ) -> Response:
-        if call.route.config.fallback.defer:
-            self._deferred(call, failure, self._store(call, failure))
-        if cause is not None:
-            raise failure from cause
-        raise failure
-
-    async def _adefer_or_raise(
-        self, call: _Call, failure: FailoverError, cause: BaseException | None = None
-    ) -> Response:
-        if call.route.config.fallback.defer:
-            # Off the event loop: another process may hold the store's lock for a while.
-            stored = await asyncio.to_thread(self._store, call, failure)
-            self._deferred(call, failure, stored)
-        if cause is not None:
-            raise failure from cause
-        raise failure
-
-    def _fallback_sync(
-        self, call: _Call, failure: AllProvidersFailed | DeadlineExceeded
-    ) -> Response:
-        self._fallback_prelude(call, failure)
-        fallback = call.route.fallback
-        if fallback is not None:
-            try:
-                result = fallback(call.request, failure)
-                if inspect.isawaitable(result):
-                    result = _run_awaitable(result)
-                return self._fallback_response(call, result)
-            except Exception as exc:
-                logger.exception("fallback of route %s failed", call.route.name)
-                return self._defer_or_raise(call, failure, exc)
-        return self._defer_or_raise(call, failure)
-
-    async def _fallback_async(
-        self, call: _Call, failure: AllProvidersFailed | DeadlineExceeded
-    ) -> Response:
-        self._fallback_prelude(call, failure)
-        fallback = call.route.fallback
-        if fallback is not None:
-            try:
-                result = fallback(call.request, failure)
-                if inspect.isawaitable(result):
-                    result = await result
-                return self._fallback_response(call, result)
-            except Exception as exc:
-                logger.exception("fallback of route %s failed", call.route.name)
-                return await self._adefer_or_raise(call, failure, exc)
-        return await self._adefer_or_raise(call, failure)
 
     # -- deferred requests -------------------------------------------------------------------
 
@@ -1270,7 +373,7 @@ class Router:
 
     def _replays(
         self, tickets: Sequence[str] | None, owner: str
-    ) -> Iterator[tuple[DeferredRecord, _Call | BadRequest]]:
+    ) -> Iterator[tuple[DeferredRecord, Attempts | BadRequest]]:
         """Each replayable row, claimed first: another replayer never gets it too."""
         state = self._state
         for listed in state.deferred.list():
@@ -1284,8 +387,9 @@ class Router:
             if route is None:
                 yield record, BadRequest(f"route {record.route!r} is no longer configured")
                 continue
-            yield record, _Call(self, state, route, record.request,
-                                self._clock(), None, None)
+            # A replay answers or fails: it neither runs the fallback nor defers again.
+            yield record, Attempts(state.config, route, record.request, self._clock,
+                                   self._clock(), fall_back=False)
 
     def _replayed(
         self, record: DeferredRecord, result: Response | FailoverError
@@ -1319,17 +423,14 @@ class Router:
         """
         results = []
         result: Response | FailoverError
-        for record, call in self._replays(tickets, _replayer_id()):
-            if isinstance(call, _Call):
-                try:
-                    result = self._run_sync(call, None)
-                except FailoverError as err:
-                    result = err
-            else:
-                result = call
+        for record, m in self._replays(tickets, _replayer_id()):
+            try:
+                result = m if isinstance(m, BadRequest) else _drivers.complete(self._rt, m)
+            except FailoverError as err:
+                result = err
             done = self._replayed(record, result)
             if inspect.isawaitable(done):
-                _run_awaitable(done)
+                _drivers._run_awaitable(done)
             results.append((record.ticket, result))
         return results
 
@@ -1339,72 +440,41 @@ class Router:
         results = []
         result: Response | FailoverError
         replays = await asyncio.to_thread(list, self._replays(tickets, _replayer_id()))
-        for record, call in replays:
-            if isinstance(call, _Call):
-                try:
-                    result = await self._run_async(call, None)
-                except FailoverError as err:
-                    result = err
-            else:
-                result = call
+        for record, m in replays:
+            try:
+                result = m if isinstance(m, BadRequest) else await _drivers.acomplete(
+                    self._rt, m)
+            except FailoverError as err:
+                result = err
             done = await asyncio.to_thread(self._replayed, record, result)
             if inspect.isawaitable(done):
                 await done
             results.append((record.ticket, result))
         return results
 
-    def _observe(
-        self, call: _Call, response: Response | None, error: BaseException | None,
-        *, stream: bool = False,
-    ) -> None:
-        if response is not None:
-            outcome: Outcome = "fallback" if call.fell_back else "ok"
-        else:
-            outcome = "deferred" if isinstance(error, Deferred) else "error"
-        duration = self._clock() - call.started
-        notify_all(self._hooks, RequestRecord(
-            route=call.route.name,
-            started_at=time.time() - duration,
-            duration_s=duration,
-            outcome=outcome,
-            attempts=tuple(call.attempts),
-            provider=response.provider if response is not None else None,
-            model=response.model if response is not None else None,
-            error_kind=type(error).__name__ if error is not None else None,
-            stream=stream,
-            usage=response.usage if response is not None else None,
-        ))
-
     def warm_up(self) -> None:
-        """Build every provider's SDK clients now instead of on first use.
+        """Build every provider's SDK clients now, and wait for it.
 
-        The first request otherwise pays for importing an SDK (up to a second or more)
-        out of its deadline; this also resolves every ``${VAR}``: every provider that can
-        be built is, then one `ConfigError` lists each key whose variable is not set (those
+        Routed providers are prepared on a background thread anyway; this also builds
+        those no route uses yet and resolves every ``${VAR}``: every provider that can be
+        built is, then one `ConfigError` lists each key whose variable is not set (those
         providers fail over like a revoked key until it is).
         """
         problems: list[str] = []
         for provider in self._state.providers.values():
-            adapter = provider.adapter
-            missing = adapter.missing_credentials()
-            if missing:
-                problems += missing
-                continue
-            adapter.sync_client()
-            adapter.async_client()
-            adapter.transport.warm()
+            problems += provider.prepare()
         if problems:
             raise ConfigError(problems)
 
     # -- health and operations -----------------------------------------------------------------
 
     def health(self) -> dict[str, ProviderHealth]:
-        return {
+        return {  # each breaker read in one consistent view
             name: p.health.snapshot(name, p.breaker)
             for name, p in self._state.providers.items()
         }
 
-    def _provider(self, name: str) -> _Provider:
+    def _provider(self, name: str) -> Provider:
         try:
             return self._state.providers[name]
         except KeyError:
@@ -1413,21 +483,15 @@ class Router:
 
     def force_open(self, name: str) -> None:
         """Skip ``name`` until `reset` or `force_closed` (an operator's override)."""
-        p = self._provider(name)
-        with p.lock:
-            self._transitions(p.breaker.force_open(), None)
+        self._transitions(self._provider(name).breaker.force_open(), None)
 
     def force_closed(self, name: str) -> None:
         """Always try ``name``, whatever its breaker says."""
-        p = self._provider(name)
-        with p.lock:
-            self._transitions(p.breaker.force_closed(), None)
+        self._transitions(self._provider(name).breaker.force_closed(), None)
 
     def reset(self, name: str) -> None:
         """Back to closed with counters cleared, and no forced state."""
-        p = self._provider(name)
-        with p.lock:
-            self._transitions(p.breaker.reset(), None)
+        self._transitions(self._provider(name).breaker.reset(), None)
 
     # -- events ----------------------------------------------------------------------------------
 
@@ -1436,7 +500,7 @@ class Router:
         return self._bus.subscribe(callback)
 
     def _emit(
-        self, type_: EventType, route: _Route | None, provider: str | None, detail: str,
+        self, type_: EventType, route: Chain | None, provider: str | None, detail: str,
         **data: Any,
     ) -> None:
         if not self._bus.active and self._notifier is None:
@@ -1446,28 +510,31 @@ class Router:
                       runbook=runbook, data=data)
         self._bus.emit(event)
 
-    def _transitions(self, transitions: Sequence[Transition], route: _Route | None) -> None:
-        names: dict[str, EventType] = {
-            "open": "breaker_opened", "forced_open": "breaker_opened",
-            "half_open": "breaker_half_open",
-            "closed": "breaker_closed", "forced_closed": "breaker_closed",
-        }
-        for t in transitions:
-            type_ = names.get(t.new)
-            if type_ is not None:
-                self._emit(type_, route, t.provider, f"{t.old} -> {t.new}: {t.reason}")
-        if self._shared is not None:
-            for name in {t.provider for t in transitions}:
-                provider = self._state.providers.get(name)
-                if provider is not None:
-                    self._shared.publish(provider.breaker.snapshot())
+    def _transitions(self, transitions: Sequence[Transition], route: Chain | None) -> None:
+        for transition in transitions:
+            self._arrived(transition, route)
+        self._share(transitions)
+
+    def _arrived(self, transition: Transition, route: Chain | None) -> None:
+        type_ = _ARRIVAL.get(transition.new)
+        if type_ is not None:
+            self._emit(type_, route, transition.provider,
+                       f"{transition.old} -> {transition.new}: {transition.reason}")
+
+    def _share(self, transitions: Sequence[Transition]) -> None:
+        """Tell the other workers (Redis) each changed breaker's new state."""
+        if self._shared is None or not transitions:
+            return
+        for name in {t.provider for t in transitions}:
+            provider = self._state.providers.get(name)
+            if provider is not None:
+                self._shared.publish(provider.breaker.snapshot())
 
     def _adopt_shared(self, name: str, snapshot: Mapping[str, Any]) -> None:
         """Another worker's breaker transition (from the Redis subscriber thread)."""
         provider = self._state.providers.get(name)
         if provider is not None:
-            with provider.lock:
-                provider.breaker.restore(snapshot)
+            provider.breaker.restore(snapshot)
 
     def _setup_notifier(self, config: Config) -> None:
         """(Re)build the webhook notifier; on reload only if ``notify`` changed."""
@@ -1507,7 +574,7 @@ class Router:
                 if missing:
                     # Serving on would fail every request of that chain over for nothing.
                     raise ConfigError(missing)
-                new_state = _build_state(config, self._clock, self._state, self._store_path)
+                new_state = build_state(config, self._clock, self._state, self._store_path)
             except ConfigError as exc:
                 self._emit("config_rejected", None, None, "; ".join(exc.problems)[:500])
                 raise
@@ -1520,6 +587,7 @@ class Router:
             self._retired = [s for s in self._retired if s.retiring]
             self._retired.append(old)
             old.retire([p for p in old.providers.values() if id(p) not in kept])
+            self._prepare(chained(new_state))
             self._sync_watcher(config)
             changed = sorted(n for n, p in new_state.providers.items()
                              if old.providers.get(n) is not p)
@@ -1528,76 +596,45 @@ class Router:
 
     def _sync_watcher(self, config: Config) -> None:
         """Start the file watcher when ``watch`` is on, stop it when a reload turns it off."""
-        wanted = config.watch and self._path is not None
-        running = self._watcher is not None and self._watcher.is_alive()
+        wanted = config.watch and self._path is not None and not self._stop.is_set()
+        running = self._watcher is not None and self._watcher.running
         if wanted and not running:
-            self._watch_stop = threading.Event()
-            self._watcher = threading.Thread(target=self._watch, args=(self._watch_stop,),
-                                             name="failover-watch", daemon=True)
-            self._watcher.start()
-        elif running and not wanted:
-            self._watch_stop.set()
-
-    def _watch(self, stop: threading.Event) -> None:
-        """Reload the file once it has changed and then stayed the same for a while.
-
-        An editor or a deploy tool that truncates the file and writes it in pieces would
-        otherwise be read half-written (a valid YAML file with half the routes); waiting
-        for ``_WATCH_SETTLE_S`` without a change means only a whole file is loaded.
-        """
-        assert self._path is not None
-        path = self._path
-        seen = _signature(path)
-        changed_at: float | None = None
-        while not (stop.wait(_WATCH_POLL_S) or self._stop.is_set()):
-            now = _signature(path)
-            if now != seen:
-                seen, changed_at = now, time.monotonic()
-                continue
-            if changed_at is None or time.monotonic() - changed_at < _WATCH_SETTLE_S:
-                continue
-            changed_at = None
-            if now is None:
-                continue  # the file is gone; the config in memory keeps serving
-            try:
-                self.reload()
-            except ConfigError as exc:
-                logger.error("config %s rejected, old config keeps serving: %s", path, exc)
-            except Exception:
-                logger.exception("reloading %s failed", path)
+            assert self._path is not None
+            self._watcher = FileWatcher(self._path, self.reload)
+        elif running and not wanted and self._watcher is not None:
+            self._watcher.stop()
 
     # -- lifetime ----------------------------------------------------------------------------------
 
-    def _all_providers(self) -> list[_Provider]:
+    def _all_providers(self) -> list[Provider]:
         """The live providers, and those of replaced configs not closed yet."""
         providers = {id(p): p for p in self._state.providers.values()}
         for state in self._retired:
             providers.update((id(p), p) for p in state.retiring or ())
         return list(providers.values())
 
-    def close(self) -> None:
+    def _stopping(self) -> list[Provider]:
+        """Stop every thread of this router; the providers left to close."""
         self._stop.set()
+        if self._watcher is not None:
+            self._watcher.stop()
+        for thread in self._preparing:
+            thread.join(timeout=5.0)  # a client built after close would leak its pool
         if self._shared is not None:
             self._shared.close()
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
-        for p in self._all_providers():
-            if p.built:
-                p.adapter.close()
         if self._notifier is not None:
             self._notifier.close()
+        return [p for p in self._all_providers() if p.built]
+
+    def close(self) -> None:
+        for provider in self._stopping():
+            provider.adapter.close()
 
     async def aclose(self) -> None:
-        self._stop.set()
-        if self._shared is not None:
-            self._shared.close()
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-        for p in self._all_providers():
-            if p.built:
-                await p.adapter.aclose()
-        if self._notifier is not None:
-            self._notifier.close()
+        for provider in self._stopping():
+            await provider.adapter.aclose()
 
     def __enter__(self) -> Router:
         return self
@@ -1616,31 +653,35 @@ class Router:
         return f"<failover.Router {routes}>"
 
 
-def _replay_as_stream(response: Response, shown: bool) -> Iterator[StreamEvent]:
-    if shown:
-        yield Restart(response.provider, "all providers failed; manual fallback answered")
-    yield from events_of(response)
+class _Request(Attempts):
+    """A request's attempt machine, with the state it began on (to count it out)."""
+
+    def __init__(self, *args: Any, state: State, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.state = state
 
 
-_WATCH_POLL_S = 0.25
-#: How long a changed config file must stay unchanged before it is loaded.
-_WATCH_SETTLE_S = 1.0
+class _Scope:
+    """One request's lifetime: a failure told to the hooks, the state counted out."""
 
+    __slots__ = ("_m", "_router")
 
-def _signature(path: Path) -> tuple[int, int] | None:
-    try:
-        info = path.stat()
-    except OSError:
+    def __init__(self, router: Router, m: _Request) -> None:
+        self._router, self._m = router, m
+
+    def __enter__(self) -> None:
         return None
-    return info.st_mtime_ns, info.st_size
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 tb: object) -> None:
+        try:
+            # A consumer that stops reading a stream is not an outcome of the request.
+            if error is not None and self._router._hooks and not isinstance(
+                    error, GeneratorExit):
+                self._router._observe(self._m, None, error)
+        finally:
+            self._m.state.leave()
 
 
 def _replayer_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def _run_awaitable(awaitable: Any) -> Any:
-    async def wrap() -> Any:
-        return await awaitable
-
-    return asyncio.run(wrap())

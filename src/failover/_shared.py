@@ -194,37 +194,36 @@ class RedisBreakerSync:
         while not self._stop.is_set():
             try:
                 if pubsub is None:
-                    pubsub = self._redis.pubsub()
-                    pubsub.subscribe(self.channel)
-                    self._confirmed(pubsub)
-                    # What was published before this subscription held (at start, or
-                    # during an outage) is in the stored snapshots: read them now.
-                    if self._out_of_touch:
-                        self.resync()
-                    else:
-                        self.load(self._providers)
+                    pubsub = self._subscribe()
                     backoff = 0.5
-                message = pubsub.get_message(timeout=0.2)
-                if message is not None and message.get("type") == "message":
-                    self._adopt(message["data"])
-                elif self._out_of_touch:
-                    self.resync()  # a publish failed while the subscription held
+                self._listen(pubsub)
             except Exception as exc:
                 self._out_of_touch = True
                 self._errors.failed(f"lost Redis at {self._where}", exc)
-                if pubsub is not None:
-                    try:
-                        pubsub.close()
-                    except Exception:
-                        pass
-                    pubsub = None
+                _close_quietly(pubsub)
+                pubsub = None
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 30.0)
-        if pubsub is not None:
-            try:
-                pubsub.close()
-            except Exception:
-                pass
+        _close_quietly(pubsub)
+
+    def _subscribe(self) -> Any:
+        pubsub = self._redis.pubsub()
+        pubsub.subscribe(self.channel)
+        self._confirmed(pubsub)
+        # What was published before this subscription held (at start, or during an
+        # outage) is in the stored snapshots: read them now.
+        if self._out_of_touch:
+            self.resync()
+        else:
+            self.load(self._providers)
+        return pubsub
+
+    def _listen(self, pubsub: Any) -> None:
+        message = pubsub.get_message(timeout=0.2)
+        if message is not None and message.get("type") == "message":
+            self._adopt(message["data"])
+        elif self._out_of_touch:
+            self.resync()  # a publish failed while the subscription held
 
     # -- lifetime ------------------------------------------------------------------------------
 
@@ -282,3 +281,12 @@ class _ErrorLog:
         if failed:
             self._log.warning("shared breaker state: %s is back after %d error(s)", what,
                               failed)
+
+
+def _close_quietly(pubsub: Any) -> None:
+    if pubsub is None:
+        return
+    try:
+        pubsub.close()
+    except Exception:
+        pass

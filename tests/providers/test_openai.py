@@ -577,14 +577,14 @@ async def test_stalled_stream_is_interrupted(
     assert info.value.partial_text == "slo"
 
 
-async def test_malformed_chunk_mid_stream_interrupts(
+async def test_malformed_chunk_mid_stream_is_invalid_response(
     adapter: ProviderAdapter, mock: respx.Router, mode: str, target: Target
 ) -> None:
     mock.post(target.url).mock(side_effect=sse_response(
         *text_stream("fine"), "{this is not json", chunk({"content": "garbage"}),
         chunk(finish="stop")))
     seen: list[StreamEvent] = []
-    with pytest.raises(StreamInterrupted) as info:
+    with pytest.raises(InvalidResponse) as info:
         await stream(adapter, mock, mode, seen=seen)
     assert info.value.partial_text == "fine"
     assert "garbage" not in "".join(e.text for e in seen if isinstance(e, TextDelta))

@@ -119,12 +119,12 @@ def test_fault_settings(fault: dict[str, Any], kind: type[ProviderError]) -> Non
         assert info.value.retry_after == fault["retry_after"]
 
 
-@pytest.mark.parametrize(("fault", "kind"), [("malformed", StreamInterrupted),
+@pytest.mark.parametrize(("fault", "kind"), [("malformed", InvalidResponse),
                                              ("cut_stream", StreamInterrupted)])
 def test_fault_settings_mid_stream(fault: str, kind: type[ProviderError]) -> None:
     with pytest.raises(kind) as info:
         list(fake_adapter(fault={"kind": fault}, chunk_size=2).stream(REQUEST))
-    assert info.value.partial_text  # type: ignore[attr-defined]
+    assert info.value.partial_text
 
 
 def test_fault_rate() -> None:

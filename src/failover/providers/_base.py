@@ -807,6 +807,11 @@ class ProviderAdapter(ABC):
             not acc.started
         ):
             return err
+        if isinstance(err, InvalidResponse):
+            # A chunk that does not parse is the provider's integration failure, whenever
+            # it comes (SPEC): it keeps its kind, and the text that came before it.
+            err.partial_text = acc.partial_text
+            return err
         if isinstance(err, Timeout):
             return acc.interrupted("stream stalled", err)
         return acc.interrupted(f"stream broke: {err.kind}: {err.message}", err)

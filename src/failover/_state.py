@@ -1,0 +1,217 @@
+"""The router's live state: providers (adapter, breaker, health, budget), routes, and the
+state of one config as a whole, rebuilt by a reload.
+
+A reload builds a new `State` with `build_state`: providers whose settings did not change
+are carried over (their breaker and health with them), and the replaced state closes the
+providers it alone used once the last request that began on it has finished.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ._breaker import Breaker
+from ._config import Config, ProviderConfig, RouteConfig, TimeoutsConfig
+from ._errors import ConfigError
+from ._fallback import DeferredStore, load_callable
+from ._health import HealthTracker
+from ._models import Request
+from ._policy import RetryBudget
+from .providers import build_adapter
+from .providers._known import known_context_window
+
+if TYPE_CHECKING:
+    from ._types import Clock
+    from .providers._base import ProviderAdapter
+
+__all__ = ["Provider", "Route", "State", "build_state", "chained", "prepare"]
+
+logger = logging.getLogger("failover")
+
+
+class Provider:
+    """One configured provider: its adapter (built on first use), breaker and health."""
+
+    def __init__(
+        self, name: str, config: ProviderConfig, timeouts: TimeoutsConfig, state_key: Any,
+        breaker: Breaker, health: HealthTracker, budget: RetryBudget,
+    ) -> None:
+        self.name = name
+        self.config = config
+        self.timeouts = timeouts
+        self.state_key = state_key
+        self.breaker = breaker
+        self.health = health
+        self.budget = budget
+        self.model = config.model
+        #: Tokens, from config or what is known of the model; None when unknown.
+        self.context_window = (config.capabilities.context_window
+                               or known_context_window(config.model))
+        self._adapter: ProviderAdapter | None = None
+        self._build_lock = threading.Lock()
+
+    @property
+    def adapter(self) -> ProviderAdapter:
+        adapter = self._adapter
+        if adapter is None:
+            with self._build_lock:
+                if self._adapter is None:
+                    self._adapter = build_adapter(self.name, self.config, self.timeouts)
+                adapter = self._adapter
+        return adapter
+
+    @property
+    def built(self) -> bool:
+        return self._adapter is not None
+
+    def capability_gap(self, request: Request) -> str | None:
+        caps = self.adapter.capabilities
+        return caps.missing_for(request)
+
+    def can_prefill(self) -> bool:
+        return self.adapter.capabilities.prefill
+
+    def prepare(self) -> list[str]:
+        """Build the adapter, its SDK clients and its pool now, so no request pays for
+        them (an SDK import can take a second); the unset ``${VAR}`` keys otherwise."""
+        adapter = self.adapter
+        missing = adapter.missing_credentials()
+        if missing:
+            return missing
+        adapter.sync_client()
+        adapter.async_client()
+        adapter.transport.warm()
+        return []
+
+
+@dataclass
+class Route:
+    name: str
+    config: RouteConfig
+    chain: tuple[Provider, ...]
+    fallback: Callable[..., Any] | None
+    actions: Mapping[str, str]
+    on_replay: Callable[..., Any] | None = None
+    hedged: int = 0
+    requests: int = 0
+
+
+@dataclass
+class State:
+    """One config's live state. Requests count themselves in and out, so providers a
+    reload retired are closed once the last request that uses them has finished."""
+
+    config: Config
+    providers: dict[str, Provider]
+    routes: dict[str, Route]
+    deferred: DeferredStore
+    inflight: int = 0
+    #: Set by a reload: the providers to close when ``inflight`` reaches zero.
+    retiring: tuple[Provider, ...] | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def enter(self) -> None:
+        with self.lock:
+            self.inflight += 1
+
+    def leave(self) -> None:
+        with self.lock:
+            self.inflight -= 1
+            if self.inflight or not self.retiring:
+                return
+            closing, self.retiring = self.retiring, ()
+        _close_providers(closing)
+
+    def retire(self, providers: Sequence[Provider]) -> None:
+        """This state was replaced: close ``providers`` now, or when its requests end."""
+        with self.lock:
+            if self.inflight:
+                self.retiring = tuple(providers)
+                return
+            self.retiring = ()
+        _close_providers(providers)
+
+
+def _close_providers(providers: Sequence[Provider]) -> None:
+    for provider in providers:
+        if provider.built:
+            provider.adapter.close()
+
+
+def _provider_state_key(config: Config, name: str) -> Any:
+    """Everything that, if changed, makes a provider new (its health starts over)."""
+    return (
+        config.providers[name],
+        config.breaker_for(name),
+        config.timeouts_for(name),
+        config.providers[name].retry or config.defaults.retry,
+    )
+
+
+def build_state(config: Config, clock: Clock, previous: State | None,
+                 store_path: Path | None = None) -> State:
+    old = previous.providers if previous else {}
+    providers: dict[str, Provider] = {}
+    for name, pconf in config.providers.items():
+        key = _provider_state_key(config, name)
+        kept = old.get(name)
+        if kept is not None and kept.state_key == key:
+            providers[name] = kept
+            continue
+        retry = pconf.retry or config.defaults.retry
+        providers[name] = Provider(
+            name, pconf, config.timeouts_for(name), key,
+            breaker=Breaker(name, config.breaker_for(name), clock, forced=pconf.force),
+            health=HealthTracker(config.breaker_for(name).window, clock),
+            budget=RetryBudget(retry.budget, retry.min_retries_per_10s, clock),
+        )
+    problems: list[str] = []
+    routes: dict[str, Route] = {}
+    for rname, rconf in config.routes.items():
+        callables = {}
+        for key in ("python", "on_replay"):
+            ref = getattr(rconf.fallback, key)
+            try:
+                callables[key] = load_callable(ref, f"routes.{rname}.fallback.{key}") if ref \
+                    else None
+            except ConfigError as exc:
+                problems.extend(exc.problems)
+        routes[rname] = Route(
+            name=rname, config=rconf, chain=tuple(providers[p] for p in rconf.chain),
+            fallback=callables.get("python"), actions=dict(rconf.actions),
+            on_replay=callables.get("on_replay"),
+        )
+    if problems:
+        raise ConfigError(problems)
+    store = config.deferred
+    return State(config, providers, routes, DeferredStore(
+        store_path or config.deferred_path(), lock_timeout=store.lock_timeout,
+        keep_answers=store.keep_answers, replay_lease=store.replay_lease))
+
+
+def prepare(providers: Sequence[Provider], stop: threading.Event) -> None:
+    """Make ``providers`` ready, in order, until ``stop`` is set (a background thread's
+    work: a failover must not pay for building its backup)."""
+    for provider in providers:
+        if stop.is_set():
+            return
+        try:
+            provider.prepare()
+        except Exception:  # the request that needs it will raise it, with context
+            logger.debug("preparing provider %s failed", provider.name, exc_info=True)
+
+
+def chained(state: State) -> list[Provider]:
+    """The providers some route's chain uses, each once, primaries first."""
+    seen: dict[int, Provider] = {}
+    depth = max((len(r.chain) for r in state.routes.values()), default=0)
+    for index in range(depth):
+        for route in state.routes.values():
+            if index < len(route.chain):
+                seen.setdefault(id(route.chain[index]), route.chain[index])
+    return list(seen.values())
