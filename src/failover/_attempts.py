@@ -416,7 +416,7 @@ class Attempts:
             # After a delta, recovery moves on to the next provider (or raises).
             broken = self.recovery.broke(provider.name, err)
             if broken is not None:
-                return Fail(broken)
+                return self._raise(broken)
         elif decision.action == "retry" and not self._expired():
             return self._retry(attempt, err, decision)
         self._last_failed = provider.name
@@ -452,6 +452,7 @@ class Attempts:
         )
 
     def _raise(self, err: ProviderError) -> Fail:
+        """End with ``err`` itself (an action of ``raise``), every attempt in it."""
         err.attempts = self.attempts
         return Fail(err)
 
