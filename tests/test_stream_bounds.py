@@ -188,3 +188,118 @@ def test_sync_hedging_against_a_trickling_primary_never_clogs(
             took.append(time.monotonic() - started)
             assert reply.provider == "backup"
     assert max(took) < 1.5, took                 # losers are cut at 1 s, never 26 s
+
+
+# --- every entry point, against a server that holds the connection or trickles ------------
+
+ENTRY_POINTS = ["complete", "acomplete", "stream", "astream"]
+
+
+async def ask(built: failover.Router, mode: str) -> failover.Response:
+    """One request through ``mode``: its response (the last event's, for a stream)."""
+    if mode == "complete":
+        return built.complete("hi")
+    if mode == "acomplete":
+        return await built.acomplete("hi")
+    if mode == "stream":
+        events: list[Any] = list(built.stream("hi"))
+    else:
+        events = [e async for e in built.astream("hi")]
+    final = events[-1]
+    assert isinstance(final, failover.Completed)
+    return final.response
+
+
+class Hold(_Slow):
+    """Reads the request, then holds the connection open without a byte of answer."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        self.connection.settimeout(10)
+        try:
+            self.rfile.read(1)  # returns when the client gives up on us
+        except OSError:
+            pass
+
+
+class TrickleStream(_Slow):
+    """A valid OpenAI stream, one byte every 50 ms: every socket read succeeds, and the
+    first text is seconds away."""
+
+    def do_POST(self) -> None:
+        chunk = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                 "choices": [{"index": 0, "delta": {"content": "late"}}]}
+        self.start_stream()
+        try:
+            for byte in f"data: {json.dumps(chunk)}\n\n".encode():
+                self.chunk(bytes([byte]), then_wait=0.05)
+        except OSError:
+            pass
+
+
+def bounded(port: int, loopback: Loopback, **route: Any) -> failover.Router:
+    """A 1 s provider (a whole answer and a first token alike) before a healthy backup."""
+    return failover.Router(failover.Config.from_mapping({
+        "providers": {
+            "slow": {"type": "openai", "model": "m", "api_key": "sk-test-0123456789",
+                     "base_url": f"http://127.0.0.1:{port}/v1",
+                     "timeouts": {"request": "1s", "first_token": "1s", "stall": "1s"}},
+            "backup": loopback.providers()["claude"],
+        },
+        "routes": {"default": {"chain": ["slow", "backup"], "deadline": "6s", **route}},
+    }))
+
+
+@pytest.mark.parametrize("mode", ENTRY_POINTS)
+@pytest.mark.parametrize("handler", [Hold, TrickleStream, Trickle], ids=lambda h: h.__name__)
+async def test_every_attempt_ends_at_its_bound_and_the_backup_answers(
+    serve: Serve, loopback: Loopback, handler: type[_Slow], mode: str
+) -> None:
+    with bounded(serve(handler), loopback) as built:
+        built.warm_up()
+        started = time.monotonic()
+        reply = await ask(built, mode)
+        elapsed = time.monotonic() - started
+    assert reply.provider == "backup"
+    first = reply.attempts[0]
+    assert first.error_kind in ("Timeout", "StreamInterrupted"), first
+    assert 0.9 <= first.latency_s < 1.0 + 0.4, first  # its 1 s bound + scheduling
+    assert elapsed < 2.0
+
+
+@pytest.mark.parametrize("mode", ENTRY_POINTS)
+async def test_when_the_deadline_runs_out_first_the_error_is_deadline_exceeded(
+    serve: Serve, mode: str
+) -> None:
+    port = serve(Hold)
+    slow = {"type": "openai", "model": "m", "api_key": "sk-test-0123456789",
+            "base_url": f"http://127.0.0.1:{port}/v1"}  # its own bounds: 30 s and more
+    config = failover.Config.from_mapping({
+        "providers": {"one": slow, "two": slow},
+        "routes": {"default": {"chain": ["one", "two"], "deadline": "1500ms"}},
+    })
+    with failover.Router(config) as built:
+        built.warm_up()
+        started = time.monotonic()
+        with pytest.raises(failover.DeadlineExceeded) as info:
+            await ask(built, mode)
+        elapsed = time.monotonic() - started
+    assert 1.4 <= elapsed < 1.5 + 0.4
+    assert info.value.attempts[0].provider == "one"
+
+
+@pytest.mark.parametrize("mode", ["complete", "acomplete"])
+@pytest.mark.parametrize("handler", [Hold, Trickle], ids=lambda h: h.__name__)
+async def test_hedging_against_a_slow_primary_answers_at_the_hedge_delay(
+    serve: Serve, loopback: Loopback, handler: type[_Slow], mode: str
+) -> None:
+    hedge = {"hedge": {"after": "100ms", "max_ratio": 1.0}, "deadline": "3s"}
+    with bounded(serve(handler), loopback, **hedge) as built:
+        built.warm_up()
+        took = []
+        for _ in range(6):
+            started = time.monotonic()
+            reply = await ask(built, mode)
+            took.append(time.monotonic() - started)
+            assert reply.provider == "backup"
+    assert max(took) < 0.1 + 0.5, took  # the hedge delay, the backup's answer, slack

@@ -909,14 +909,20 @@ class ProviderAdapter(ABC):
         chunks: Any = None
         failure: ProviderError | None = None
         try:
-            chunks = await asyncio.wait_for(
-                self._aopen_stream(self.async_client(key), request,
-                                   self.http_timeout(timeout, stream=True)),
-                first_limit,
-            )
-            whole = self._whole_body(chunks)
-            if whole is not None:
-                body = await asyncio.wait_for(whole.aread(), first_limit)
+            try:
+                # Headers, and a whole-JSON answer, within the first-token bound counted
+                # from the attempt's start (a server may hold them, or trickle them).
+                chunks = await asyncio.wait_for(
+                    self._aopen_stream(self.async_client(key), request,
+                                       self.http_timeout(timeout, stream=True)),
+                    first_limit,
+                )
+                whole = self._whole_body(chunks)
+                body = None if whole is None else await asyncio.wait_for(
+                    whole.aread(), max(bounds.left(time.monotonic(), False), 0.0))
+            except (asyncio.TimeoutError, TimeoutError):
+                raise bounds.exceeded(False, self.name) from None
+            if body is not None:
                 for event in events_of(self._whole_answer(chunks, body)):
                     yield event
                 return
