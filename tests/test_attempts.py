@@ -265,7 +265,7 @@ def test_a_hedge_starts_the_next_provider_and_the_loser_is_outrun(
     clock.advance(0.05)
     done = m.succeeded(hedge, failover.Response(text="fast", finish_reason="stop"))
     assert isinstance(done, Done)
-    m.abandoned(slow)
+    m.abandoned(slow, won=True)
     outrun = m.attempts[-1]
     assert (outrun.provider, outrun.outcome, outrun.error_kind) == (
         "primary", "cancelled", "Timeout")

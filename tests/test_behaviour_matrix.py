@@ -1,4 +1,4 @@
-"""Every fault the test kit can make × every entry point: the same decisions.
+"""Every fault the test kit can make x every entry point: the same decisions.
 
 Each row sets up a fault on the primary (or on every provider), then sends one request
 through `complete`, `acomplete`, `stream` and `astream` (and, where a route hedges,

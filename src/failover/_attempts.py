@@ -531,17 +531,18 @@ class Attempts:
             return HedgeWait(None)
         return self._launch(*candidate)
 
-    def abandoned(self, attempt: Try) -> None:
-        """A hedged attempt still running when the race ended.
+    def abandoned(self, attempt: Try, *, won: bool) -> None:
+        """A hedged attempt still running when the race ended (``won``: by an answer).
 
-        One that a hedge was started against, still silent, was outrun: a breaker failure
-        (not in health's latency), or a hung provider behind a hedge would be asked
-        forever, every request paying for it. One started as the hedge was cancelled.
+        One that a hedge was started against, still silent when another provider
+        answered, was outrun: a breaker failure (not in health's latency), or a hung
+        provider behind a hedge would be asked forever, every request paying for it. One
+        started as the hedge, or cut by an error or a cancellation, was cancelled.
         """
         self._settle(attempt)
         provider, permit = attempt.provider, attempt.permit
         launched = self._hedge_launched
-        if launched is None or attempt.started >= launched:
+        if not won or launched is None or attempt.started >= launched:
             self._cancel(provider, permit, attempt.started)
             return
         transitions = provider.breaker.on_failure(permit)

@@ -19,7 +19,6 @@ import logging
 import sys
 from collections.abc import (
     AsyncGenerator,
-    AsyncIterator,
     Awaitable,
     Callable,
     Generator,
@@ -142,9 +141,10 @@ def _race(rt: Runtime, m: Attempts, action: Action) -> Action:
             else:
                 return action
     finally:
+        won = isinstance(action, Done)
         for future, attempt in running.items():
             future.cancel()
-            m.abandoned(attempt)
+            m.abandoned(attempt, won=won)
         if m.outbox:
             rt.publish(m)
 
@@ -310,14 +310,15 @@ async def _arace(rt: Runtime, m: Attempts, action: Action) -> Action:
             else:
                 return action
     finally:
+        won = isinstance(action, Done)
         for task, attempt in running.items():
             task.cancel()
-            m.abandoned(attempt)
+            m.abandoned(attempt, won=won)
         if m.outbox:
             rt.publish(m)
 
 
-async def astream(rt: Runtime, m: Attempts) -> AsyncIterator[StreamEvent]:
+async def astream(rt: Runtime, m: Attempts) -> AsyncGenerator[StreamEvent, None]:
     action = m.start()
     while True:
         if m.outbox:

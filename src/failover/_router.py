@@ -18,22 +18,19 @@ import concurrent.futures
 import inspect
 import logging
 import os
-import socket
 import threading
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import _drivers
+from . import _drivers, _replay
 from ._attempts import Attempts, Chain, Note
 from ._breaker import Transition
 from ._config import Config, env_problems, load_config, resolve_env
 from ._errors import BadRequest, ConfigError, Deferred, FailoverError
 from ._events import Event, EventBus, EventType, Subscriber
 from ._fallback import (
-    DeferredAnswer,
     DeferredRecord,
     DeferredState,
     StoreError,
@@ -279,11 +276,15 @@ class Router:
         """Deltas as they come, then `Completed`; see the route's ``stream_interrupt``."""
         m = self._begin("astream", messages, route, timeout, deadline,
                         {"system": system, **params})
+        events = _drivers.astream(self._rt, m)
         with _Scope(self, m):
-            async for event in _drivers.astream(self._rt, m):
-                if isinstance(event, Completed):
-                    self._answered(m, event.response)
-                yield event
+            try:
+                async for event in events:
+                    if isinstance(event, Completed):
+                        self._answered(m, event.response)
+                    yield event
+            finally:  # closed at our yield: close the driver now, not when collected
+                await events.aclose()
 
     def _answered(self, m: Attempts, response: Response) -> Response:
         if self._hooks:
@@ -354,11 +355,7 @@ class Router:
             self._emit("defer_failed", None, None, str(exc))
 
     def _store(self, request: Request, failure: FailoverError) -> str | Exception:
-        """Write the request to the store: its ticket, or why the store refused it."""
-        try:
-            return self._state.deferred.add(request, str(failure))
-        except StoreError as exc:
-            return exc
+        return _replay.store(self._state, request, failure)
 
     # -- deferred requests -------------------------------------------------------------------
 
@@ -370,45 +367,6 @@ class Router:
     def deferred(self, ticket: str) -> DeferredRecord | None:
         """One deferred request by its ticket, with its answer once replayed."""
         return self._state.deferred.get(ticket)
-
-    def _replays(
-        self, tickets: Sequence[str] | None, owner: str
-    ) -> Iterator[tuple[DeferredRecord, Attempts | BadRequest]]:
-        """Each replayable row, claimed first: another replayer never gets it too."""
-        state = self._state
-        for listed in state.deferred.list():
-            if listed.state == "answered" or (tickets is not None
-                                              and listed.ticket not in tickets):
-                continue
-            record = state.deferred.claim(listed.ticket, owner)
-            if record is None:
-                continue  # another replayer has it
-            route = state.routes.get(record.route)
-            if route is None:
-                yield record, BadRequest(f"route {record.route!r} is no longer configured")
-                continue
-            # A replay answers or fails: it neither runs the fallback nor defers again.
-            yield record, Attempts(state.config, route, record.request, self._clock,
-                                   self._clock(), fall_back=False)
-
-    def _replayed(
-        self, record: DeferredRecord, result: Response | FailoverError
-    ) -> Any:
-        """Keep the answer (or release the row); returns what ``on_replay`` returned."""
-        store = self._state.deferred
-        if not isinstance(result, Response):
-            store.release(record.ticket, str(result))
-            return None
-        store.answered(record.ticket, DeferredAnswer.of(result, time.time()))
-        route = self._state.routes.get(record.route)
-        if route is None or route.on_replay is None:
-            return None
-        try:
-            return route.on_replay(record, result)
-        except Exception:
-            logger.exception("on_replay of route %s failed for ticket %s", record.route,
-                             record.ticket)
-            return None
 
     def replay_deferred(
         self, tickets: Sequence[str] | None = None
@@ -423,12 +381,13 @@ class Router:
         """
         results = []
         result: Response | FailoverError
-        for record, m in self._replays(tickets, _replayer_id()):
+        state = self._state
+        for record, m in _replay.claimed(state, tickets, self._clock):
             try:
                 result = m if isinstance(m, BadRequest) else _drivers.complete(self._rt, m)
             except FailoverError as err:
                 result = err
-            done = self._replayed(record, result)
+            done = _replay.settle(state, record, result)
             if inspect.isawaitable(done):
                 _drivers._run_awaitable(done)
             results.append((record.ticket, result))
@@ -439,14 +398,15 @@ class Router:
     ) -> list[tuple[str, Response | FailoverError]]:
         results = []
         result: Response | FailoverError
-        replays = await asyncio.to_thread(list, self._replays(tickets, _replayer_id()))
+        state = self._state  # the claims and the answers go to the same store
+        replays = await asyncio.to_thread(list, _replay.claimed(state, tickets, self._clock))
         for record, m in replays:
             try:
                 result = m if isinstance(m, BadRequest) else await _drivers.acomplete(
                     self._rt, m)
             except FailoverError as err:
                 result = err
-            done = await asyncio.to_thread(self._replayed, record, result)
+            done = await asyncio.to_thread(_replay.settle, state, record, result)
             if inspect.isawaitable(done):
                 await done
             results.append((record.ticket, result))
@@ -681,7 +641,3 @@ class _Scope:
                 self._router._observe(self._m, None, error)
         finally:
             self._m.state.leave()
-
-
-def _replayer_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
