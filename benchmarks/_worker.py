@@ -101,17 +101,24 @@ def healthy(name: str, handle: ServerHandle, tag: str, p: Params) -> dict[str, A
         out["stream"] = summarize(_timed(contender.stream, int(p["stream_calls"]), budget))
     contender.close()
 
-    async def run_async() -> dict[str, float]:
+    async def run_async() -> dict[str, dict[str, float]]:
         acontender = build(name, _setup(handle, tag + "a", p))
+        timed: dict[str, dict[str, float]] = {}
         try:
             for _ in range(warm):
                 await acontender.acall()
-            return summarize(await _atimed(acontender.acall, n, budget))
+            timed["async"] = summarize(await _atimed(acontender.acall, n, budget))
+            if p.get("stream_calls"):
+                for _ in range(min(warm, 50)):
+                    await acontender.astream()
+                timed["astream"] = summarize(
+                    await _atimed(acontender.astream, int(p["stream_calls"]), budget))
+            return timed
         finally:
             await acontender.aclose()
             acontender.close()
 
-    out["async"] = asyncio.run(run_async())
+    out.update(asyncio.run(run_async()))
     return out
 
 

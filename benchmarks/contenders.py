@@ -1,7 +1,7 @@
 """The contenders: one chat completion, answered by a primary or, when it fails, a backup.
 
-Every contender exposes the same four calls (`call`, `acall`, `stream`, and their
-closes) over the same two OpenAI-compatible endpoints, so a scenario can time any of
+Every contender exposes the same calls (`call`, `acall`, `stream`, `astream`, and
+their closes) over the same two OpenAI-compatible endpoints, so a scenario can time any of
 them the same way:
 
 - ``sdk``: the bare openai SDK (``max_retries=0``) calling the *backup* directly: the
@@ -89,6 +89,9 @@ class Contender:
     def stream(self) -> str:
         raise NotImplementedError
 
+    async def astream(self) -> str:
+        raise NotImplementedError
+
     def close(self) -> None:
         pass
 
@@ -109,6 +112,16 @@ def _sdk_async_client(base_url: str, timeout: float) -> Any:
     import openai
 
     return openai.AsyncOpenAI(base_url=base_url, api_key="none", max_retries=0, timeout=timeout)
+
+
+async def _sdk_astream_text(client: Any) -> str:
+    parts = []
+    async for chunk in await client.chat.completions.create(
+        model=MODEL, messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+    ):
+        if chunk.choices and chunk.choices[0].delta.content:
+            parts.append(chunk.choices[0].delta.content)
+    return "".join(parts)
 
 
 def _sdk_stream_text(client: Any) -> str:
@@ -154,6 +167,11 @@ class SDK(Contender):
 
     def stream(self) -> str:
         return _sdk_stream_text(self.client)
+
+    async def astream(self) -> str:
+        if self._async is None:
+            self._async = _sdk_async_client(self.setup.secondary_url, self.setup.timeout_s)
+        return await _sdk_astream_text(self._async)
 
     def close(self) -> None:
         self.client.close()
@@ -211,6 +229,18 @@ class Handwritten(Contender):
             return _sdk_stream_text(self.primary)
         except openai.APIError:
             return _sdk_stream_text(self.secondary)
+
+    async def astream(self) -> str:
+        import openai
+
+        if self._aprimary is None:
+            self._aprimary = _sdk_async_client(self.setup.primary_url, self.setup.timeout_s)
+            self._asecondary = _sdk_async_client(self.setup.secondary_url, self.setup.timeout_s)
+        self.primary_attempts = (self.primary_attempts or 0) + 1
+        try:
+            return await _sdk_astream_text(self._aprimary)
+        except openai.APIError:
+            return await _sdk_astream_text(self._asecondary)
 
     def close(self) -> None:
         self.primary.close()
@@ -283,6 +313,15 @@ class Failover(Contender):
             raise RuntimeError("stream ended without a Completed event")
         return self._count(reply)
 
+    async def astream(self) -> str:
+        reply = None
+        async for event in self.router.astream(MESSAGES):
+            if event.type == "completed":
+                reply = event.response
+        if reply is None:
+            raise RuntimeError("stream ended without a Completed event")
+        return self._count(reply)
+
     def close(self) -> None:
         self.router.close()
 
@@ -340,6 +379,14 @@ class LiteLLM(Contender):
                 parts.append(chunk.choices[0].delta.content)
         return "".join(parts)
 
+    async def astream(self) -> str:
+        parts = []
+        chunks = await self.router.acompletion(model="primary", messages=MESSAGES, stream=True)
+        async for chunk in chunks:
+            if chunk.choices and chunk.choices[0].delta.content:
+                parts.append(chunk.choices[0].delta.content)
+        return "".join(parts)
+
 
 # --- LangChain ------------------------------------------------------------------------------
 
@@ -366,6 +413,9 @@ class LangChain(Contender):
 
     def stream(self) -> str:
         return "".join(str(chunk.content) for chunk in self.chain.stream(MESSAGES))
+
+    async def astream(self) -> str:
+        return "".join([str(chunk.content) async for chunk in self.chain.astream(MESSAGES)])
 
 
 _CLASSES: dict[str, type[Contender]] = {

@@ -35,7 +35,8 @@ from benchmarks.server import ServerHandle, measure_capacity
 __all__ = ["MODES", "SCENARIOS", "main", "run_suite"]
 
 ROOT = Path(__file__).resolve().parent.parent
-SCENARIOS = ("healthy", "fast_failure", "hang", "concurrency", "cold_start", "micro")
+SCENARIOS = ("healthy", "fast_failure", "hang", "concurrency", "cold_start", "first_failover",
+             "micro")
 BREAKER = {"consecutive_failures": 3, "open_for": "1s", "max_open_for": "4s"}
 
 MODES: dict[str, dict[str, dict[str, Any]]] = {
@@ -46,6 +47,7 @@ MODES: dict[str, dict[str, dict[str, Any]]] = {
         "hang": {"rounds": 3, "calls": 20, "warmup": 20, "hedge_ms": 20},
         "concurrency": {"rounds": 3, "concurrency": 1000, "batches": 4},
         "cold_start": {"samples": 7},
+        "first_failover": {"samples": 7, "steady": 50},
         "micro": {"rounds": 3, "blocks": 20, "per_block": 300, "decisions": 20000},
     },
     "quick": {
@@ -55,6 +57,7 @@ MODES: dict[str, dict[str, dict[str, Any]]] = {
         "hang": {"rounds": 2, "calls": 12, "warmup": 10, "hedge_ms": 20},
         "concurrency": {"rounds": 2, "concurrency": 1000, "batches": 3},
         "cold_start": {"samples": 3},
+        "first_failover": {"samples": 3, "steady": 30},
         "micro": {"rounds": 2, "blocks": 10, "per_block": 200, "decisions": 10000},
     },
     "tiny": {
@@ -64,6 +67,7 @@ MODES: dict[str, dict[str, dict[str, Any]]] = {
         "hang": {"rounds": 1, "calls": 5, "warmup": 3, "hedge_ms": 20},
         "concurrency": {"rounds": 1, "concurrency": 50, "batches": 2},
         "cold_start": {"samples": 1},
+        "first_failover": {"samples": 1, "steady": 5},
         "micro": {"rounds": 1, "blocks": 2, "per_block": 20, "decisions": 200},
     },
 }
@@ -231,6 +235,69 @@ def cold_start(handle: ServerHandle, contenders: list[str], samples: int,
     return out
 
 
+# --- the first failover -----------------------------------------------------------------------
+
+_FIRST = """
+import json, socket, time
+import failover
+
+def refused_url():
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
+    return f"http://127.0.0.1:{{port}}/v1"
+
+config = {config}
+config["providers"]["primary"]["base_url"] = refused_url()
+
+def timed(router):
+    t0 = time.perf_counter_ns()
+    reply = router.complete("ping")
+    assert reply.provider != "primary", reply
+    return (time.perf_counter_ns() - t0) / 1000
+
+def steady(router):
+    return sorted(timed(router) for _ in range({steady}))[{steady} // 2]
+
+out = {{}}
+router = failover.Router(failover.Config.from_mapping(config))
+out["at_once_us"] = timed(router)            # traffic before the router is ready
+router.close()
+router = failover.Router(failover.Config.from_mapping(config))
+time.sleep(1.0)                              # a service starting up: built, not warmed
+out["first_us"] = timed(router)
+out["steady_us"] = steady(router)
+third = dict(config["providers"]["secondary"])
+third["base_url"] = third["base_url"].replace("/ff-s/", "/ff-t/")
+config["providers"]["third"] = third
+config["routes"]["default"]["chain"] = ["primary", "third"]
+router.reload(failover.Config.from_mapping(config))
+time.sleep(1.0)
+out["first_after_reload_us"] = timed(router)
+out["steady_after_reload_us"] = steady(router)
+router.close()
+print(json.dumps(out))
+"""
+
+
+def first_failover(handle: ServerHandle, samples: int, steady: int) -> dict[str, Any]:
+    """The first failover of a fresh router (and after a reload that brings a provider
+    never used before) against the steady one: the primary refuses connections and its
+    breaker never opens, so every call fails over."""
+    setup = Setup("http://127.0.0.1:9/v1", handle.url("ff-s"), timeout_s=2.0,
+                  variant="nobreaker")
+    script = _FIRST.format(config=json.dumps(failover_config(setup)), steady=steady)
+    runs = []
+    for _ in range(samples):
+        proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                              cwd=ROOT, env=_env(), timeout=120)  # fmt: skip
+        if proc.returncode != 0:
+            return {"error": proc.stderr.strip().splitlines()[-1:]}
+        runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    out = {key: median([r[key] for r in runs]) for key in runs[0]}
+    out["samples"] = len(runs)
+    _log(f"[first_failover] {out}")
+    return out
+
+
 # --- orchestration --------------------------------------------------------------------------
 
 
@@ -319,6 +386,10 @@ def run_suite(mode: str = "full", contenders: list[str] | None = None,
             if scenario == "cold_start":
                 raw["cold_start"] = cold_start(handle, chosen, int(params["samples"]),
                                                warm_run=mode != "tiny")
+            elif scenario == "first_failover":
+                if "failover" in chosen:
+                    raw["first_failover"] = first_failover(handle, int(params["samples"]),
+                                                           int(params["steady"]))
             elif scenario == "micro":
                 if "failover" in chosen:
                     raw["micro"] = _run_rounds(handle, "micro", params, ["micro"], timeout,

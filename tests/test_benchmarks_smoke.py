@@ -39,7 +39,7 @@ def test_every_scenario_ran_without_errors(suite: tuple[dict[str, Any], str]) ->
     assert doc["errors"] == []
     assert set(doc["scenarios"]) == {
         "healthy", "fast_failure_503", "fast_failure_refused", "hang", "concurrency",
-        "cold_start", "micro",
+        "cold_start", "first_failover", "micro",
     }  # fmt: skip
     assert doc["meta"]["contenders"] == CONTENDERS
     assert doc["server_capacity"]["server_cpu_us_per_request"] > 0
@@ -54,7 +54,20 @@ def test_healthy_counts(suite: tuple[dict[str, Any], str]) -> None:
         assert entry["sync"]["n"] == params["calls"]
         assert entry["async"]["n"] == params["calls"]
         assert entry["stream"]["n"] == params["stream_calls"]
+        assert entry["astream"]["n"] == params["stream_calls"]
     assert healthy["sdk"]["sync"]["ratio_p50"] == 1.0
+
+
+def test_the_first_failover_is_measured_against_the_steady_one(
+    suite: tuple[dict[str, Any], str]
+) -> None:
+    doc, md = suite
+    first = doc["scenarios"]["first_failover"]
+    assert first["samples"] == doc["meta"]["params"]["first_failover"]["samples"]
+    for key in ("at_once_us", "first_us", "steady_us", "first_after_reload_us",
+                "steady_after_reload_us"):
+        assert first[key] > 0
+    assert "The first failover costs at most 2 ms more than a steady one" in md
 
 
 @pytest.mark.parametrize("fault", ["503", "refused"])

@@ -18,7 +18,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
+from ._errors import ConfigError
+
 if TYPE_CHECKING:
+    from ._config import Config
     from ._models import Attempt, Usage
 
 __all__ = [
@@ -27,6 +30,7 @@ __all__ = [
     "RequestRecord",
     "opentelemetry_configured",
     "opentelemetry_instrumentation",
+    "telemetry_hooks",
 ]
 
 logger = logging.getLogger("failover")
@@ -150,3 +154,17 @@ def opentelemetry_instrumentation(*, auto: bool) -> OpenTelemetryInstrumentation
         return OpenTelemetryInstrumentation()
     except ImportError:
         return None
+
+
+def telemetry_hooks(config: Config) -> tuple[Instrumentation, ...]:
+    """The OpenTelemetry hook ``telemetry.opentelemetry`` asks for (None: if installed)."""
+    wanted = config.telemetry.opentelemetry
+    if wanted is False:
+        return ()
+    hook = opentelemetry_instrumentation(auto=wanted is None)
+    if hook is None:
+        if wanted:
+            raise ConfigError("telemetry.opentelemetry: true, but the opentelemetry package "
+                              "is not installed (pip install opentelemetry-api)")
+        return ()
+    return (hook,)

@@ -38,10 +38,10 @@ from ._secrets import register_url, scrub
 if TYPE_CHECKING:
     import httpx2
 
-    from ._config import WebhookConfig
-    from ._events import Event
+    from ._config import Config, NotifyConfig, WebhookConfig
+    from ._events import Event, EventBus
 
-__all__ = ["WebhookNotifier"]
+__all__ = ["NotifierSlot", "WebhookNotifier"]
 
 logger = logging.getLogger("failover.notify")
 
@@ -284,3 +284,36 @@ class WebhookNotifier:
         if self._client is not None and (thread is None or not thread.is_alive()):
             self._client.close()
             self._client = None
+
+
+class NotifierSlot:
+    """A router's webhook notifier: built from ``notify``, rebuilt only when it changes."""
+
+    def __init__(self, bus: EventBus, clock: Callable[[], float]) -> None:
+        self._bus = bus
+        self._clock = clock
+        self._config: NotifyConfig | None = None
+        self._notifier: WebhookNotifier | None = None
+        self._unsubscribe: Callable[[], None] = lambda: None
+
+    def update(self, config: Config) -> None:
+        if self._notifier is not None and self._config == config.notify:
+            return
+        self.close()
+        self._config = config.notify
+        webhook = config.notify.webhook
+        if webhook is None:
+            return
+        runbooks = {name: r.fallback.runbook for name, r in config.routes.items()}
+        self._notifier = WebhookNotifier(webhook, runbooks=runbooks, clock=self._clock)
+        self._unsubscribe = self._bus.subscribe(self._notifier)
+
+    def flush(self, timeout: float = 2.0) -> bool:
+        """Wait until every queued post went out (True without a webhook)."""
+        return self._notifier is None or self._notifier.flush(timeout)
+
+    def close(self) -> None:
+        if self._notifier is not None:
+            self._unsubscribe()
+            self._notifier.close()
+            self._notifier = None

@@ -41,7 +41,7 @@ from ._instrumentation import (
     Outcome,
     RequestRecord,
     notify_all,
-    opentelemetry_instrumentation,
+    telemetry_hooks,
 )
 from ._models import (
     Completed,
@@ -53,6 +53,7 @@ from ._models import (
     check_params,
     check_seconds,
 )
+from ._notify import NotifierSlot
 from ._secrets import install_log_scrubber, register_url, scrub
 from ._shared import RedisBreakerSync
 from ._state import Provider, State, build_state, chained, prepare
@@ -75,19 +76,6 @@ _ARRIVAL: dict[BreakerState, EventType] = {
     "half_open": "breaker_half_open",
     "closed": "breaker_closed", "forced_closed": "breaker_closed",
 }
-
-
-def _telemetry_hooks(config: Config) -> tuple[Instrumentation, ...]:
-    wanted = config.telemetry.opentelemetry
-    if wanted is False:
-        return ()
-    hook = opentelemetry_instrumentation(auto=wanted is None)
-    if hook is None:
-        if wanted:
-            raise ConfigError("telemetry.opentelemetry: true, but the opentelemetry package "
-                              "is not installed (pip install opentelemetry-api)")
-        return ()
-    return (hook,)
 
 
 class Router:
@@ -125,7 +113,7 @@ class Router:
         self._retired: list[State] = []
         self._state = build_state(config, self._clock, None, self._store_path)
         self._hooks: tuple[Instrumentation, ...] = (
-            *instrumentation, *_telemetry_hooks(config))
+            *instrumentation, *telemetry_hooks(config))
         install_log_scrubber()
         self._shared: RedisBreakerSync | None = None
         if config.state.backend == "redis":
@@ -137,10 +125,8 @@ class Router:
                 clock=self._clock, apply=self._adopt_shared,
                 local=lambda: [p.breaker.snapshot() for p in self._state.providers.values()])
             self._shared.start(list(self._state.providers))
-        self._notifier: Any = None
-        self._notify_config: Any = None
-        self._unsubscribe_notifier: Callable[[], None] = lambda: None
-        self._setup_notifier(config)
+        self._notifier = NotifierSlot(self._bus, self._clock)
+        self._notifier.update(config)
         for problem in env_problems(config):
             # Not fatal: that provider fails like a revoked key until the variable is set.
             logger.warning("config: %s", problem)
@@ -463,7 +449,7 @@ class Router:
         self, type_: EventType, route: Chain | None, provider: str | None, detail: str,
         **data: Any,
     ) -> None:
-        if not self._bus.active and self._notifier is None:
+        if not self._bus.active:  # nobody listens (a webhook is a subscriber too)
             return
         runbook = route.config.fallback.runbook if route is not None else None
         event = Event(type_, route.name if route else None, provider, scrub(detail),
@@ -496,25 +482,6 @@ class Router:
         if provider is not None:
             provider.breaker.restore(snapshot)
 
-    def _setup_notifier(self, config: Config) -> None:
-        """(Re)build the webhook notifier; on reload only if ``notify`` changed."""
-        previous = self._notifier
-        if previous is not None and self._notify_config == config.notify:
-            return
-        if previous is not None:
-            self._unsubscribe_notifier()
-            previous.close()
-            self._notifier = None
-        self._notify_config = config.notify
-        webhook = config.notify.webhook
-        if webhook is None:
-            return
-        from ._notify import WebhookNotifier
-
-        runbooks = {name: r.fallback.runbook for name, r in config.routes.items()}
-        self._notifier = WebhookNotifier(webhook, runbooks=runbooks, clock=self._clock)
-        self._unsubscribe_notifier = self._bus.subscribe(self._notifier)
-
     # -- reload ----------------------------------------------------------------------------------
 
     def reload(self, config: Config | None = None) -> None:
@@ -540,7 +507,7 @@ class Router:
                 raise
             old = self._state
             self._state = new_state
-            self._setup_notifier(config)
+            self._notifier.update(config)
             if new_state.deferred.path != old.deferred.path:
                 self._check_store()
             kept = {id(p) for p in new_state.providers.values()}
@@ -584,8 +551,7 @@ class Router:
             self._shared.close()
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
-        if self._notifier is not None:
-            self._notifier.close()
+        self._notifier.close()
         return [p for p in self._all_providers() if p.built]
 
     def close(self) -> None:

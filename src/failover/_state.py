@@ -86,6 +86,7 @@ class Provider:
         adapter.sync_client()
         adapter.async_client()
         adapter.transport.warm()
+        adapter.prime()
         return []
 
 

@@ -35,7 +35,7 @@ from collections.abc import (
     Mapping,
 )
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import httpx2
 
@@ -59,6 +59,7 @@ from .._errors import (
 )
 from .._models import (
     Completed,
+    Message,
     Request,
     Response,
     StreamEvent,
@@ -71,7 +72,8 @@ from .._models import (
 from .._secrets import register, register_url
 from .._types import FinishReason
 from ._known import known_context_window
-from ._watchdog import AttemptBound, current_bound, watch_response
+from ._watchdog import AttemptBound, current_bound, start_watchdog, watch_response
+from ._wire import WireFormat, completion_body
 
 if TYPE_CHECKING:
     from .._config import ProviderConfig, TimeoutsConfig
@@ -529,6 +531,8 @@ class ProviderAdapter(ABC):
 
     #: Capabilities known for the provider type; config may override.
     default_capabilities: Capabilities = Capabilities()
+    #: The wire format answered by `prime` (None: nothing to prime).
+    wire: ClassVar[WireFormat | None] = None
 
     def __init__(self, name: str, config: ProviderConfig, timeouts: TimeoutsConfig) -> None:
         self.name = name
@@ -766,6 +770,28 @@ class ProviderAdapter(ABC):
         # Raised outside the handler: the error keeps no reference (``__context__``) to
         # what the SDK raised or parsed, which holds the raw body and request headers.
         raise failure
+
+    def prime(self) -> None:
+        """Send one canned request through a throwaway SDK client over an in-memory
+        transport and translate its answer: the SDK's first-call work (type caches, lazy
+        imports, response models) is done now, not on the first request. No network."""
+        if self.wire is None:
+            return
+        body = completion_body(self.wire, text="ok", model=self.model or "primer")
+        request = Request((Message("user", "ping"),))
+        # An answer, and a refused connection: the failure path is a failover's too.
+        for reply in (lambda _: httpx2.Response(200, json=body), _refused):
+            with httpx2.Client(transport=httpx2.MockTransport(reply)) as http:
+                client = self._make_sync_client("primer-key", http)
+                try:
+                    self._translate(self._send(client, request, self.http_timeout(None)))
+                except Exception as exc:
+                    self.error(exc)
+                _close_quietly(client)
+        # What the first real connection imports (getaddrinfo encodes the host), and the
+        # thread that bounds sync attempts.
+        "localhost".encode("idna")
+        start_watchdog()
 
     # -- entry points --------------------------------------------------------------------
 
@@ -1012,6 +1038,10 @@ class _StreamBounds:
     def exceeded(self, started: bool, provider: str) -> Timeout:
         what, limit = ("stall", self.stall) if started else ("first token", self.first)
         return Timeout(f"{what} timeout of {limit:g}s exceeded", provider=provider)
+
+
+def _refused(request: httpx2.Request) -> httpx2.Response:
+    raise httpx2.ConnectError("primer: refused", request=request)
 
 
 def _is_json(content_type: str) -> bool:

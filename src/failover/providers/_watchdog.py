@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["AttemptBound", "current_bound", "watch_response"]
+__all__ = ["AttemptBound", "current_bound", "start_watchdog", "watch_response"]
 
 
 @dataclass(eq=False)
@@ -73,15 +73,21 @@ class _Watchdog:
         self._wake = threading.Condition()
         self._thread: threading.Thread | None = None
 
-    def arm(self, bound: AttemptBound) -> None:
+    def start(self) -> None:
+        """Start the thread now (at most once), not on the first attempt."""
         with self._wake:
-            bound.armed = bound.deadline
-            entry = (bound.deadline, next(self._order), bound)
-            heapq.heappush(self._heap, entry)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="failover-watchdog",
                                                 daemon=True)
                 self._thread.start()
+
+    def arm(self, bound: AttemptBound) -> None:
+        if self._thread is None:
+            self.start()
+        with self._wake:
+            bound.armed = bound.deadline
+            entry = (bound.deadline, next(self._order), bound)
+            heapq.heappush(self._heap, entry)
             # The thread sleeps until the earliest entry: only a new earliest wakes it,
             # so an attempt (normally done long before its bound) costs a heap push.
             if self._heap[0] is entry:
@@ -121,3 +127,8 @@ class _Watchdog:
 
 
 _WATCHDOG = _Watchdog()
+
+
+def start_watchdog() -> None:
+    """Have the watchdog's thread running before the first sync attempt needs it."""
+    _WATCHDOG.start()

@@ -326,6 +326,7 @@ def _status_error_message(exc: Any) -> str:
 
 class AnthropicAdapter(ProviderAdapter):
     default_capabilities = Capabilities(tools=True, json_schema=True, images=True, prefill=True)
+    wire = "anthropic"
 
     # -- clients -----------------------------------------------------------------------
 

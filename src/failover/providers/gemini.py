@@ -83,6 +83,8 @@ _MAX_MESSAGE = 500
 class GeminiAdapter(ProviderAdapter):
     """``type: gemini``: ``generateContent`` on the Gemini Developer API."""
 
+    wire = "gemini"
+
     default_capabilities = Capabilities(
         tools=True, json_schema=True, images=True, prefill=False, context_window=None
     )

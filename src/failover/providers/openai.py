@@ -67,6 +67,8 @@ _QUERY_EXTRAS = ("api-version", "api_version")
 class OpenAIAdapter(ProviderAdapter):
     """``type: openai``: the Chat Completions API at ``base_url``."""
 
+    wire = "openai"
+
     default_capabilities = Capabilities(
         tools=True, json_schema=True, images=True, prefill=False, context_window=None
     )
