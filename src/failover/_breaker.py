@@ -27,15 +27,15 @@ import math
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args
 
 from ._policy import RollingCounts
+from ._types import BreakerState
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from ._config import BreakerConfig
-    from ._types import BreakerState
 
 __all__ = ["DEFAULT_PROBE_LEASE", "Breaker", "BreakerView", "Permit", "Transition"]
 
@@ -43,7 +43,7 @@ __all__ = ["DEFAULT_PROBE_LEASE", "Breaker", "BreakerView", "Permit", "Transitio
 #: default request timeout, so a probe that is merely slow is not presumed hung.
 DEFAULT_PROBE_LEASE = 30.0
 
-_STATES = frozenset(("closed", "open", "half_open", "forced_open", "forced_closed"))
+_STATES = frozenset(get_args(BreakerState))
 
 
 @dataclass(frozen=True, slots=True)

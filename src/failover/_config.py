@@ -36,6 +36,7 @@ from pydantic import (
 from ._errors import ConfigError, ProviderError
 from ._events import EventType
 from ._secrets import mask_url
+from ._types import Action
 
 __all__ = [
     "BreakerConfig",
@@ -363,9 +364,6 @@ class FallbackConfig(_Model):
         if value is not None and not re.fullmatch(r"[\w.]+:[\w.]+", value):
             raise ValueError(f"expected 'module:function', got {value!r}")
         return value
-
-
-Action = Literal["retry", "failover", "raise"]
 
 
 class RouteConfig(_Model):

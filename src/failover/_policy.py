@@ -17,17 +17,17 @@ import functools
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, get_args
 
 import tenacity
 
 from ._errors import ProviderError, RateLimited, Timeout
+from ._types import Action
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from ._config import RetryConfig
-    from ._types import Action
 
 __all__ = [
     "Decision",
@@ -41,7 +41,8 @@ __all__ = [
 _OVERLOADED_STATUSES = frozenset((503, 529))
 _RETRYABLE_4XX = frozenset((408, 409, 429))
 _RETRYABLE_STATUSES = frozenset((408, 409))
-_ACTIONS: dict[str, Action] = {"retry": "retry", "failover": "failover", "raise": "raise"}
+#: Each action's name (one list: `failover._types.Action`).
+_ACTIONS: dict[str, Action] = {name: name for name in get_args(Action)}
 
 
 class RollingCounts:
@@ -115,7 +116,7 @@ class RollingCounts:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    action: Literal["retry", "failover", "raise"]
+    action: Action
     delay: float = 0.0
     reason: str = ""
 
