@@ -4,8 +4,10 @@ provider is probed again at once, not after the probe's lease runs out."""
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import socket
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -123,12 +125,16 @@ def holding() -> Iterator[HoldingServer]:
 
 def half_open_router(port: int, clock: FakeClock, **route: Any) -> failover.Router:
     """``primary`` (the holding server) behind a breaker that one timeout opens for 5 s,
-    with one probe at a time; ``backup`` is a second holding provider."""
+    with one probe at a time; ``backup`` is a second holding provider. Route ``manual``
+    is the same chain with a fallback that waits until it is cancelled."""
     provider = {"type": "openai", "model": "m", "api_key": "sk-test-0123456789",
                 "base_url": f"http://127.0.0.1:{port}/v1"}
+    chain = ["primary", "backup"]
     return failover.Router(failover.Config.from_mapping({
         "providers": {"primary": provider, "backup": provider},
-        "routes": {"default": {"chain": ["primary", "backup"], **route}},
+        "routes": {"default": {"chain": chain, **route},
+                   "manual": {"chain": chain,
+                              "fallback": {"python": "cancel_fallbacks:waits_forever"}}},
         "defaults": {"breaker": {"consecutive_failures": 1, "open_for": "5s",
                                  "max_open_for": "5s", "half_open_probes": 1,
                                  "probe_lease": "60s"}},
@@ -206,23 +212,30 @@ def _chunked(data: bytes) -> bytes:
     return f"{len(data):x}\r\n".encode() + data + b"\r\n"
 
 
-async def test_cancelled_in_the_fallback_holds_nothing(holding: HoldingServer) -> None:
+@pytest.fixture(autouse=True)
+def fallbacks(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The ``manual`` route's fallback, importable by every router of this module."""
+    (tmp_path / "cancel_fallbacks.py").write_text(
+        "import asyncio\n"
+        "started = asyncio.Event()\n"
+        "async def waits_forever(request, failure):\n"
+        "    started.set()\n"
+        "    await asyncio.Event().wait()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("cancel_fallbacks", None)
+    return importlib.import_module("cancel_fallbacks")
+
+
+async def test_cancelled_in_the_fallback_holds_nothing(
+    holding: HoldingServer, fallbacks: Any
+) -> None:
     clock = FakeClock()
-    started = asyncio.Event()
-
-    async def manual(request: Any, failure: Any) -> str:
-        started.set()
-        await asyncio.Event().wait()
-        return "never"
-
     with half_open_router(holding.port, clock) as router:
         await probe_again(router, holding, clock)
-        router._state.routes["default"].fallback = manual
-        task = asyncio.create_task(router.acomplete("hi", timeout=0.05))
-        await asyncio.wait_for(started.wait(), 5)
+        task = asyncio.create_task(router.acomplete("hi", route="manual", timeout=0.05))
+        await asyncio.wait_for(fallbacks.started.wait(), 5)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        router._state.routes["default"].fallback = None
         clock.advance(5)  # the probe in the fallback's request failed: open again
         await assert_probed_at_once(router, holding)
