@@ -249,18 +249,23 @@ def test_a_broken_stream_restarts_on_the_next_provider_or_raises(
             assert nxt.error.partial_text == "Hal"
 
 
-def test_a_hedge_starts_the_next_provider_and_the_loser_is_outrun(
-    tmp_path: Path, clock: FakeClock
-) -> None:
+def hedged(tmp_path: Path, clock: FakeClock) -> tuple[State, Attempts, Try, Try]:
+    """A hedged request whose primary was silent for the 100 ms hedge delay."""
     state = state_of(tmp_path, clock, hedge={"after": "100ms"})
     m = machine(state, clock, hedged=True)
     slow = m.start()
     assert isinstance(slow, Try)
-    wait = m.waiting()
-    assert wait == HedgeWait(0.1)
+    assert m.waiting() == HedgeWait(0.1)
     clock.advance(0.1)
     hedge = m.hedge_due()
     assert isinstance(hedge, Try) and hedge.provider.name == "backup"
+    return state, m, slow, hedge
+
+
+def test_a_hedge_starts_the_next_provider_and_the_loser_is_outrun(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    state, m, slow, hedge = hedged(tmp_path, clock)
     assert m.waiting() == HedgeWait(None)  # max_extra: one hedge at a time
     clock.advance(0.05)
     done = m.succeeded(hedge, failover.Response(text="fast", finish_reason="stop"))
@@ -275,13 +280,7 @@ def test_a_hedge_starts_the_next_provider_and_the_loser_is_outrun(
 def test_a_hedged_failure_waits_for_the_others_then_moves_on(
     tmp_path: Path, clock: FakeClock
 ) -> None:
-    state = state_of(tmp_path, clock, hedge={"after": "100ms"})
-    m = machine(state, clock, hedged=True)
-    slow = m.start()
-    assert isinstance(slow, Try)
-    clock.advance(0.1)
-    hedge = m.hedge_due()
-    assert isinstance(hedge, Try)
+    state, m, slow, hedge = hedged(tmp_path, clock)
     # A hedged request never retries the same provider, so no budget is spent.
     assert isinstance(m.failed(hedge, ServerError("boom", status=500)), HedgeWait)
     nxt = m.failed(slow, ServerError("boom", status=500))
