@@ -22,6 +22,7 @@ import json
 import math
 import re
 import ssl
+import sys
 import threading
 import time
 import weakref
@@ -911,6 +912,7 @@ class ProviderAdapter(ABC):
                 now = time.monotonic()
                 bound.move(now + bounds.left(now, acc.started))
                 if acc.finish_reason is not None and self._finished(chunk):
+                    _drain(chunks, bound)
                     break
         except GeneratorExit:
             raise
@@ -953,24 +955,27 @@ class ProviderAdapter(ABC):
                     yield event
                 return
             iterator = chunks.__aiter__()
-            while True:
-                left = max(bounds.left(time.monotonic(), acc.started), 0.0)
-                try:
-                    chunk = await asyncio.wait_for(iterator.__anext__(), left)
-                except StopAsyncIteration:
-                    break
-                except (asyncio.TimeoutError, TimeoutError):
-                    if acc.finish_reason is not None:
-                        break  # finished, then silence: complete without waiting for [DONE]
+            cut = _LoopCut(bounds, acc)
+            try:
+                while True:
+                    chunk = await cut.next(iterator)
+                    if chunk is _END:
+                        break
+                    acc.raw_chunks += 1
+                    events = self._chunk_events_checked(chunk, acc)
+                    if events:
+                        bounds.content(time.monotonic())
+                    for event in events:
+                        yield event
+                    if acc.finish_reason is not None and self._finished(chunk):
+                        await _adrain(iterator)
+                        break
+            except _BoundPassed:
+                if acc.finish_reason is None:
                     raise bounds.exceeded(acc.started, self.name) from None
-                acc.raw_chunks += 1
-                events = self._chunk_events_checked(chunk, acc)
-                if events:
-                    bounds.content(time.monotonic())
-                for event in events:
-                    yield event
-                if acc.finish_reason is not None and self._finished(chunk):
-                    break
+                # finished, then silence: complete without waiting for [DONE]
+            finally:
+                cut.close()
         except (GeneratorExit, asyncio.CancelledError):
             raise
         except Exception as exc:
@@ -1038,6 +1043,101 @@ class _StreamBounds:
     def exceeded(self, started: bool, provider: str) -> Timeout:
         what, limit = ("stall", self.stall) if started else ("first token", self.first)
         return Timeout(f"{what} timeout of {limit:g}s exceeded", provider=provider)
+
+
+_END: Any = object()
+
+#: After the last chunk that matters, how long to wait for the rest of the body (the
+#: ``[DONE]`` line, the chunked terminator): read, it gives the connection back to the
+#: pool; a server that never sends it is cut at this bound and the stream completes.
+_DRAIN_S = 0.05
+
+
+def _drain(chunks: Any, bound: AttemptBound) -> None:
+    bound.move(time.monotonic() + _DRAIN_S)
+    try:
+        for _ in chunks:
+            pass
+    except Exception:
+        pass  # cut by the bound, or a server that broke off after its answer
+
+
+async def _adrain(iterator: Any) -> None:
+    async def rest() -> None:
+        with contextlib.suppress(StopAsyncIteration):
+            while True:
+                await iterator.__anext__()
+
+    with contextlib.suppress(Exception):  # the bound (TimeoutError), or a broken tail
+        if sys.version_info >= (3, 11):
+            async with asyncio.timeout(_DRAIN_S):
+                await rest()
+        else:  # pragma: no cover - 3.10
+            await asyncio.wait_for(rest(), _DRAIN_S)
+
+
+class _BoundPassed(Exception):
+    """The stream's first-token or stall bound passed while waiting for a chunk."""
+
+
+class _LoopCut:
+    """The async stream's watchdog: one timer per attempt, not a task per chunk.
+
+    The timer cancels the task waiting for the next chunk once the bound has passed.
+    Content moving the bound later is an assignment (`_StreamBounds.content`); a timer
+    that fires early re-arms for the new bound. Only a wait for the network is cut:
+    while the caller holds a chunk, a passed bound is noticed at the next wait.
+    """
+
+    __slots__ = ("_acc", "_bounds", "_handle", "_loop", "_task", "fired")
+
+    def __init__(self, bounds: _StreamBounds, acc: StreamAccumulator) -> None:
+        self._bounds, self._acc = bounds, acc
+        self._loop = asyncio.get_running_loop()
+        self._task: asyncio.Task[Any] | None = None
+        self._handle: asyncio.TimerHandle | None = None
+        self.fired = False
+
+    def _left(self) -> float:
+        return self._bounds.left(time.monotonic(), self._acc.started)
+
+    async def next(self, iterator: Any) -> Any:
+        """The next chunk, `_END` at the end; `_BoundPassed` if the bound passes first."""
+        left = self._left()
+        if left <= 0:
+            raise _BoundPassed
+        self._task = asyncio.current_task()
+        if self._handle is None:
+            self._handle = self._loop.call_later(left, self._fire)
+        try:
+            return await iterator.__anext__()
+        except StopAsyncIteration:
+            return _END
+        except asyncio.CancelledError:
+            if not self.fired:
+                raise  # the caller's cancellation, not ours
+            self.fired = False
+            uncancel = getattr(self._task, "uncancel", None)
+            if uncancel is not None:
+                uncancel()
+            raise _BoundPassed from None
+        finally:
+            self._task = None
+
+    def _fire(self) -> None:
+        left = self._left()
+        if left > 0:  # content moved the bound: wait for the new one
+            self._handle = self._loop.call_later(left, self._fire)
+            return
+        self._handle = None
+        if self._task is not None:  # waiting for the network: cut it
+            self.fired = True
+            self._task.cancel()
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
 
 
 def _refused(request: httpx2.Request) -> httpx2.Response:
