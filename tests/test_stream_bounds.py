@@ -38,6 +38,21 @@ class _Slow(BaseHTTPRequestHandler):
         pass
 
 
+async def ask(built: failover.Router, mode: str) -> failover.Response:
+    """One request through ``mode``: its response (the last event's, for a stream)."""
+    if mode == "complete":
+        return built.complete("hi")
+    if mode == "acomplete":
+        return await built.acomplete("hi")
+    if mode == "stream":
+        events: list[Any] = list(built.stream("hi"))
+    else:
+        events = [e async for e in built.astream("hi")]
+    final = events[-1]
+    assert isinstance(final, failover.Completed)
+    return final.response
+
+
 class RoleOnly(_Slow):
     """An OpenAI-style stream that sends a role-only chunk every 0.2 s and never text."""
 
@@ -76,12 +91,8 @@ async def test_role_only_chunks_do_not_hold_off_the_first_token_bound(
     with router(role_only, loopback) as built:
         built.warm_up()
         started = time.monotonic()
-        if mode == "stream":
-            events = list(built.stream("hi"))
-        else:
-            events = [e async for e in built.astream("hi")]
+        response = await ask(built, mode)
         elapsed = time.monotonic() - started
-    response = events[-1].response
     assert response.provider == "backup" and response.text == "hi from loopback"
     assert response.attempts[0].error_kind == "Timeout"
     assert response.attempts[0].latency_s < 0.5 + 0.2 + 0.3   # the bound, a chunk, slack
@@ -155,12 +166,8 @@ async def test_keep_alive_comments_do_not_hold_off_the_first_token_bound(
     with router(pings, loopback) as built:
         built.warm_up()
         started = time.monotonic()
-        if mode == "stream":
-            events = list(built.stream("hi"))
-        else:
-            events = [e async for e in built.astream("hi")]
+        response = await ask(built, mode)
         elapsed = time.monotonic() - started
-    response = events[-1].response
     assert response.provider == "backup"
     assert response.attempts[0].error_kind == "Timeout"
     assert response.attempts[0].latency_s < 0.5 + 0.3
@@ -193,21 +200,6 @@ def test_sync_hedging_against_a_trickling_primary_never_clogs(
 # --- every entry point, against a server that holds the connection or trickles ------------
 
 ENTRY_POINTS = ["complete", "acomplete", "stream", "astream"]
-
-
-async def ask(built: failover.Router, mode: str) -> failover.Response:
-    """One request through ``mode``: its response (the last event's, for a stream)."""
-    if mode == "complete":
-        return built.complete("hi")
-    if mode == "acomplete":
-        return await built.acomplete("hi")
-    if mode == "stream":
-        events: list[Any] = list(built.stream("hi"))
-    else:
-        events = [e async for e in built.astream("hi")]
-    final = events[-1]
-    assert isinstance(final, failover.Completed)
-    return final.response
 
 
 class Hold(_Slow):

@@ -326,12 +326,10 @@ async def astream(rt: Runtime, m: Attempts) -> AsyncGenerator[StreamEvent, None]
         if isinstance(action, Try):
             # An async generator cannot return a value: the next action comes back here.
             outcome: list[Action] = []
-            attempt = _astream_attempt(m, action, outcome)
-            try:
+            # Closed at our yield: the attempt is closed too, returning its permit.
+            async with contextlib.aclosing(_astream_attempt(m, action, outcome)) as attempt:
                 async for event in attempt:
                     yield event
-            finally:  # closed at our yield: close the attempt too, returning its permit
-                await attempt.aclose()
             action = outcome[0]
         elif isinstance(action, Done):
             for event in _final(m, action):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import inspect
 import logging
 import os
@@ -262,15 +263,13 @@ class Router:
         """Deltas as they come, then `Completed`; see the route's ``stream_interrupt``."""
         m = self._begin("astream", messages, route, timeout, deadline,
                         {"system": system, **params})
-        events = _drivers.astream(self._rt, m)
+        # Closed at our yield: the driver is closed now (its permit back), not when collected.
         with _Scope(self, m):
-            try:
+            async with contextlib.aclosing(_drivers.astream(self._rt, m)) as events:
                 async for event in events:
                     if isinstance(event, Completed):
                         self._answered(m, event.response)
                     yield event
-            finally:  # closed at our yield: close the driver now, not when collected
-                await events.aclose()
 
     def _answered(self, m: Attempts, response: Response) -> Response:
         if self._hooks:
