@@ -124,3 +124,21 @@ def loopback() -> Iterator[Loopback]:
         server.server_close()
 
 pytest_plugins = ["pytester"]
+
+
+@pytest.fixture
+def app_module(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Callable[[str, str], str]:
+    """``app_module(name, source)``: an importable module of the application under test
+    (a route's ``fallback.python`` target, say); returns its name."""
+    import sys
+    import textwrap
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def write(name: str, source: str) -> str:
+        (tmp_path / f"{name}.py").write_text(textwrap.dedent(source))
+        sys.modules.pop(name, None)
+        monkeypatch.delitem(sys.modules, name, raising=False)
+        return name
+
+    return write

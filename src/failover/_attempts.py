@@ -42,6 +42,7 @@ from ._errors import (
 )
 from ._models import Attempt, Request, Response, Restart, StreamEvent, events_of
 from ._policy import action_for, decide
+from ._structured import parse_answer
 
 if TYPE_CHECKING:
     from ._breaker import Breaker, Permit, Transition
@@ -559,7 +560,9 @@ class Attempts:
     # -- the manual fallback and the store ---------------------------------------------------
 
     def fallback_answered(self, result: Any) -> Done:
-        """What the route's fallback returned; a `TypeError` if it is not an answer."""
+        """What the route's fallback returned; a `TypeError` if it is not an answer, an
+        `InvalidResponse` if it does not match the request's ``response_format`` (then
+        the route goes on as if the fallback had failed: defer, or raise)."""
         if isinstance(result, Response):
             response = result
         elif isinstance(result, str):
@@ -571,6 +574,7 @@ class Attempts:
                 "it must return a str or a failover.Response"
             )
         response.provider = response.provider or "fallback"
+        parse_answer(self.request.response_format, response)
         response.attempts = self.attempts
         response.latency_s = self.clock() - self.started
         self.fell_back = True

@@ -118,11 +118,15 @@ class ToolChoice:
 
 @dataclass(frozen=True, slots=True)
 class JsonSchema:
-    """Structured output. ``schema=None`` asks for any JSON object (JSON mode)."""
+    """Structured output. ``schema=None`` asks for any JSON object (JSON mode).
+
+    ``model`` is the pydantic model the schema came from, if any: answers are validated
+    by it and ``Response.parsed`` is an instance of it."""
 
     name: str = "response"
     schema: Mapping[str, Any] | None = None
     strict: bool = True
+    model: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +193,9 @@ class Response:
     latency_s: float = 0.0
     attempts: list[Attempt] = field(default_factory=list)
     raw: Any = field(default=None, repr=False, compare=False)
+    #: The validated answer to a ``response_format`` request: a pydantic instance when
+    #: the format was a model, else the parsed JSON; None without a format.
+    parsed: Any = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -396,7 +403,7 @@ def _response_format(raw: Any) -> JsonSchema | None:
     if raw is None or isinstance(raw, JsonSchema):
         return raw
     if isinstance(raw, type) and hasattr(raw, "model_json_schema"):
-        return JsonSchema(name=raw.__name__, schema=raw.model_json_schema())
+        return JsonSchema(name=raw.__name__, schema=raw.model_json_schema(), model=raw)
     if isinstance(raw, Mapping):
         kind = raw.get("type")
         if kind == "json_object":

@@ -309,7 +309,7 @@ async def test_stop_with_tool_calls_counts_as_tool_calls(
 
 async def test_request_body_translation(mock: respx.Router, mode: str, target: Target) -> None:
     adapter = make_adapter(target)
-    route = mock.post(target.url).respond(200, json=completion())
+    route = mock.post(target.url).respond(200, json=completion('{"kind": "cat"}'))
     request = build_request(
         [
             Message("user", (TextPart("What is this?"),

@@ -71,6 +71,7 @@ from .._models import (
     events_of,
 )
 from .._secrets import register, register_url
+from .._structured import parse_answer
 from .._types import FinishReason
 from ._known import known_context_window
 from ._watchdog import AttemptBound, current_bound, start_watchdog, watch_response
@@ -760,9 +761,9 @@ class ProviderAdapter(ABC):
         if isinstance(err, (AuthenticationFailed, PermissionDenied)) and len(self._keys or ()) > 1:
             self._bad_keys.add(key_index)
 
-    def _translate(self, raw: Any) -> Response:
+    def _translate(self, raw: Any, request: Request) -> Response:
         try:
-            return self._to_response(raw)
+            return parse_answer(request.response_format, self._to_response(raw))
         except ProviderError as err:
             failure = self.error(err)
         except Exception as exc:  # schema drift: a field moved or vanished
@@ -785,7 +786,8 @@ class ProviderAdapter(ABC):
             with httpx2.Client(transport=httpx2.MockTransport(reply)) as http:
                 client = self._make_sync_client("primer-key", http)
                 try:
-                    self._translate(self._send(client, request, self.http_timeout(None)))
+                    self._translate(self._send(client, request, self.http_timeout(None)),
+                                    request)
                 except Exception as exc:
                     self.error(exc)
                 _close_quietly(client)
@@ -808,7 +810,7 @@ class ProviderAdapter(ABC):
             err = self.error(exc)
             self._note_key_failure(key, err)
         else:
-            return self._translate(raw)
+            return self._translate(raw, request)
         finally:
             bound.done = True
             current_bound().reset(token)
@@ -823,7 +825,7 @@ class ProviderAdapter(ABC):
             err = self.error(exc)
             self._note_key_failure(key, err)
         else:
-            return self._translate(raw)
+            return self._translate(raw, request)
         raise err  # outside the handler: no reference to the SDK's exception
 
     def _stream_failure(self, exc: BaseException, acc: StreamAccumulator) -> ProviderError:
@@ -861,13 +863,13 @@ class ProviderAdapter(ABC):
                 f"malformed stream chunk: {type(exc).__name__}: {exc}", provider=self.name)
         raise failure
 
-    def _whole_answer(self, opened: Any, body: bytes) -> Response:
+    def _whole_answer(self, opened: Any, body: bytes, request: Request) -> Response:
         try:
             data = json.loads(body)
         except ValueError:
             raise InvalidResponse("a stream request was answered with a JSON content type "
                                   "and a body that does not parse", provider=self.name) from None
-        return self._translate(self._answer_from_json(data, opened))
+        return self._translate(self._answer_from_json(data, opened), request)
 
     def _whole_body(self, opened: Any) -> httpx2.Response | None:
         response = self._stream_http_response(opened)
@@ -897,7 +899,7 @@ class ProviderAdapter(ABC):
             whole = self._whole_body(chunks)
             if whole is not None:
                 # A gateway answered the stream request with one whole message: an answer.
-                yield from events_of(self._whole_answer(chunks, whole.read()))
+                yield from events_of(self._whole_answer(chunks, whole.read(), request))
                 return
             for chunk in chunks:
                 now = time.monotonic()
@@ -924,7 +926,7 @@ class ProviderAdapter(ABC):
             _close_quietly(chunks)
         if failure is not None:
             raise failure  # outside the handler: no reference to the SDK's exception
-        yield Completed(acc.finish())
+        yield Completed(self._finished_answer(acc, request))
 
     async def astream(
         self, request: Request, *, timeout: float | None = None
@@ -951,7 +953,7 @@ class ProviderAdapter(ABC):
             except (asyncio.TimeoutError, TimeoutError):
                 raise bounds.exceeded(False, self.name) from None
             if body is not None:
-                for event in events_of(self._whole_answer(chunks, body)):
+                for event in events_of(self._whole_answer(chunks, body, request)):
                     yield event
                 return
             iterator = chunks.__aiter__()
@@ -985,7 +987,17 @@ class ProviderAdapter(ABC):
             await _aclose_quietly(chunks)
         if failure is not None:
             raise failure
-        yield Completed(acc.finish())
+        yield Completed(self._finished_answer(acc, request))
+
+    def _finished_answer(self, acc: StreamAccumulator, request: Request) -> Response:
+        """The stream's whole answer; one that breaks its ``response_format`` is the
+        provider's `InvalidResponse`, with the text that came."""
+        response = acc.finish()
+        try:
+            return parse_answer(request.response_format, response)
+        except InvalidResponse as err:
+            err.partial_text = response.text
+            raise
 
     def _finished(self, chunk: Any) -> bool:
         """Whether the stream can stop at this chunk (no ``[DONE]`` needed after finish).

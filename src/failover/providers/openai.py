@@ -29,7 +29,16 @@ from .._errors import (
     ProviderError,
     Timeout,
 )
-from .._models import ImagePart, Message, Request, Response, StreamEvent, ToolCall, Usage
+from .._models import (
+    ImagePart,
+    JsonSchema,
+    Message,
+    Request,
+    Response,
+    StreamEvent,
+    ToolCall,
+    Usage,
+)
 from ._base import (
     Capabilities,
     ProviderAdapter,
@@ -150,7 +159,7 @@ class OpenAIAdapter(ProviderAdapter):
                     "type": "json_schema",
                     "json_schema": {
                         "name": fmt.name,
-                        "schema": dict(fmt.schema),
+                        "schema": _wire_schema(fmt),
                         "strict": fmt.strict,
                     },
                 }
@@ -539,3 +548,13 @@ class _AsyncEndsAfterFinish:
 
     async def aclose(self) -> None:
         await self._stream.close()
+
+
+def _wire_schema(fmt: JsonSchema) -> dict[str, Any]:
+    """A pydantic model's schema in the strict form OpenAI's structured outputs demand
+    (every property required, no additional properties), made by the SDK itself."""
+    if fmt.model is not None and fmt.strict:
+        from openai.lib._pydantic import to_strict_json_schema
+
+        return dict(to_strict_json_schema(fmt.model))
+    return dict(fmt.schema or {})
