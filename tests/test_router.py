@@ -713,3 +713,31 @@ async def entry_point(router: failover.Router, mode: str) -> Any:
     if mode == "stream":
         return list(router.stream("hi"))
     return [e async for e in router.astream("hi")]
+
+
+# --- Router.from_env ------------------------------------------------------------------------
+
+
+def test_from_env_reads_the_config_failover_config_names(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, fake: FakeProviders
+) -> None:
+    path = tmp_path / "failover.json"
+    path.write_text(json.dumps({"providers": {"claude": PROVIDERS["claude"]},
+                                "routes": {"default": {"chain": ["claude"]}}}))
+    monkeypatch.setenv("FAILOVER_CONFIG", str(path))
+    fake["claude"].answer("configured by the environment")
+    with failover.Router.from_env() as router:
+        assert router.complete("hi").text == "configured by the environment"
+        router.reload()  # the file is the router's own: reload re-reads it
+        assert list(router.config.providers) == ["claude"]
+
+
+def test_from_env_without_the_variable_says_what_to_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("FAILOVER_CONFIG", raising=False)
+    with pytest.raises(failover.ConfigError, match="FAILOVER_CONFIG is not set: set it to"):
+        failover.Router.from_env()
+    monkeypatch.setenv("MY_APP_CONFIG", "/nonexistent/failover.yaml")
+    with pytest.raises(failover.ConfigError, match="file not found"):
+        failover.Router.from_env("MY_APP_CONFIG")

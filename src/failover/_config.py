@@ -55,6 +55,7 @@ __all__ = [
     "TelemetryConfig",
     "TimeoutsConfig",
     "WebhookConfig",
+    "config_path_from_env",
     "env_problems",
     "load_config",
     "parse_duration",
@@ -773,6 +774,19 @@ def _with_line(problem: str, lines: Mapping[str, int]) -> str:
     while path and path not in lines:
         path = re.sub(r"(\.[^.\[]*|\[\d+\])$", "", path)
     return f"{problem} (line {lines[path]})" if path else problem
+
+
+#: The environment variable naming the config file, for `Router.from_env` and the CLI.
+CONFIG_ENV = "FAILOVER_CONFIG"
+
+
+def config_path_from_env(variable: str = CONFIG_ENV) -> str:
+    """The config path ``variable`` names; a `ConfigError` saying what to set if none."""
+    path = os.environ.get(variable, "").strip()
+    if not path:
+        raise ConfigError(f"{variable} is not set: set it to the path of your failover.yaml "
+                          "(or .toml / .json)", source=f"${variable}")
+    return path
 
 
 def load_config(path: str | os.PathLike[str]) -> Config:

@@ -28,7 +28,14 @@ from typing import TYPE_CHECKING, Any
 from . import _drivers, _replay
 from ._attempts import Attempts, Chain, Note
 from ._breaker import Transition
-from ._config import Config, env_problems, load_config, resolve_env
+from ._config import (
+    CONFIG_ENV,
+    Config,
+    config_path_from_env,
+    env_problems,
+    load_config,
+    resolve_env,
+)
 from ._errors import BadRequest, ConfigError, Deferred, FailoverError
 from ._events import Event, EventBus, EventType, Subscriber
 from ._fallback import (
@@ -153,6 +160,16 @@ class Router:
             return cls(config, clock=clock, path=path, instrumentation=instrumentation)
         except ConfigError as exc:  # found while building (an unimportable fallback)
             raise ConfigError(exc.problems, source=str(path)) from None
+
+    @classmethod
+    def from_env(
+        cls, variable: str = CONFIG_ENV, *, clock: Clock | None = None,
+        instrumentation: Sequence[Instrumentation] = (),
+    ) -> Router:
+        """`from_file` on the path in ``$FAILOVER_CONFIG`` (or ``variable``), so one
+        image runs with each environment's config; `ConfigError` if it is unset."""
+        return cls.from_file(config_path_from_env(variable), clock=clock,
+                             instrumentation=instrumentation)
 
     @property
     def config(self) -> Config:

@@ -73,6 +73,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # --help, --version, usage errors
         return exit_.code if isinstance(exit_.code, int) else 0 if exit_.code is None else 2
+    from ._common import config_from_env
+
+    try:
+        config_from_env(args)
+    except ConfigError as err:  # no CONFIG given, none in the environment: a usage error
+        print(f"failover {args.command}: error: CONFIG is required: {err.problems[0]}",
+              file=sys.stderr)
+        return 2
     try:
         code: int = args.func(args)
     except ConfigError as err:

@@ -10,7 +10,7 @@ from failover import ConfigError
 from failover._config import env_problems
 from failover._secrets import mask_url
 
-from ._common import describe_fallback, load, plaintext_key, positive_seconds
+from ._common import add_config_argument, describe_fallback, load, plaintext_key, positive_seconds
 from ._output import Style, fmt_duration, fmt_ms, table
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "send one tiny request to each provider and report reachability, auth, the "
         "model that served and the latency.",
     )
-    p.add_argument("config", metavar="CONFIG", help="failover.yaml / .toml / .json")
+    add_config_argument(p)
     p.add_argument("--probe", action="store_true", help="send one tiny request to each provider")
     p.add_argument("--provider", action="append", metavar="NAME",
                    help="probe only this provider (repeatable)")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,6 +14,8 @@ if TYPE_CHECKING:
     from .._config import ProviderConfig, RouteConfig
 
 __all__ = [
+    "add_config_argument",
+    "config_from_env",
     "describe_fallback",
     "env_refs",
     "load",
@@ -23,6 +27,28 @@ __all__ = [
 ]
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-[^}]*)?\}")
+
+
+def add_config_argument(parser: argparse.ArgumentParser, *, builtin: bool = False) -> None:
+    """The CONFIG argument every command takes: a path, else ``$FAILOVER_CONFIG``
+    (else, with ``builtin``, the built-in simulated config)."""
+    fallback = "the built-in simulated config" if builtin else "none: an error"
+    parser.add_argument("config", metavar="CONFIG", nargs="?", default=None,
+                        help=f"failover.yaml / .toml / .json (default: $FAILOVER_CONFIG, "
+                        f"then {fallback})")
+    parser.set_defaults(config_builtin=builtin)
+
+
+def config_from_env(args: argparse.Namespace) -> None:
+    """Fill in CONFIG from ``$FAILOVER_CONFIG`` when it was not given; a `ConfigError`
+    saying what to set when a command needs one and there is none."""
+    if getattr(args, "config", "absent") is not None:
+        return
+    from .._config import CONFIG_ENV, config_path_from_env
+
+    if getattr(args, "config_builtin", False) and not os.environ.get(CONFIG_ENV, "").strip():
+        return
+    args.config = config_path_from_env()
 
 
 def load(path: str) -> Config:

@@ -9,7 +9,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from ._common import load
+from ._common import add_config_argument, load
 from ._output import Style, fmt_ms, table
 
 if TYPE_CHECKING:
@@ -32,17 +32,17 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     lst = actions.add_parser("list", help="list the deferred requests")
-    lst.add_argument("config", metavar="CONFIG")
+    add_config_argument(lst)
     lst.add_argument("--json", action="store_true",
                      help="machine-readable output (answered requests included)")
     lst.set_defaults(func=run_list)
     show = actions.add_parser("show", help="one deferred request, with its answer if replayed")
     show.add_argument("ticket", metavar="TICKET")
-    show.add_argument("config", metavar="CONFIG")
+    add_config_argument(show)
     show.add_argument("--json", action="store_true", help="machine-readable output")
     show.set_defaults(func=run_show)
     rep = actions.add_parser("replay", help="send the deferred requests again")
-    rep.add_argument("config", metavar="CONFIG")
+    add_config_argument(rep)
     rep.add_argument("--ticket", action="append", metavar="T",
                      help="replay only this ticket (repeatable)")
     rep.add_argument("--json", action="store_true", help="machine-readable output")

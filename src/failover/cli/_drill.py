@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._common import load, non_negative_seconds, record_path, writable_file
+from ._common import add_config_argument, load, non_negative_seconds, record_path, writable_file
 from ._output import Style, fmt_duration, table
 
 if TYPE_CHECKING:
@@ -620,7 +620,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "With no CONFIG it runs on built-in simulated providers. Exits 1 if an objective "
         "is missed.",
     )
-    p.add_argument("config", metavar="CONFIG", nargs="?", help="config file (default: built-in)")
+    add_config_argument(p, builtin=True)
     p.add_argument("--requests", type=int, default=20, metavar="N",
                    help="requests per scenario after the fault starts (default 20)")
     p.add_argument("--route", action="append", metavar="NAME", help="drill only this route")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from ._common import load, positive_seconds
+from ._common import add_config_argument, load, positive_seconds
 from ._output import Style, fmt_ms, table
 
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "router's health table (breaker state, success rate, latency). Exits 1 if a "
         "provider is unhealthy.",
     )
-    p.add_argument("config", metavar="CONFIG")
+    add_config_argument(p)
     p.add_argument("--timeout", type=positive_seconds, default=20.0, metavar="SECONDS",
                    help="deadline of each probe (default 20)")
     p.add_argument("--json", action="store_true", help="machine-readable output")

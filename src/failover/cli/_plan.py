@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from failover._secrets import mask_url
 
 from ._common import (
+    add_config_argument,
     describe_fallback,
     env_refs,
     load,
@@ -340,7 +341,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         description="Write the DR plan for CONFIG as Markdown: each route's chain, fallback, "
         "runbook, objectives, the maturity level reached and the gaps.",
     )
-    p.add_argument("config", metavar="CONFIG")
+    add_config_argument(p)
     p.add_argument("-o", "--output", metavar="FILE", type=writable_file,
                    help="write to FILE instead of stdout")
     p.add_argument("--min-level", type=int, choices=(1, 2, 3), metavar="N",
