@@ -174,6 +174,8 @@ class Note:
     type: EventType
     provider: str | None
     detail: str
+    #: Structured fields for machines (``error_kind``, ``status``, ...): the event's data.
+    data: Mapping[str, Any] = field(default_factory=dict)
 
 
 # -- streams ---------------------------------------------------------------------------------
@@ -297,7 +299,8 @@ class Attempts:
     def _launch(self, provider: Candidate, permit: Permit) -> Try:
         if self._last_failed is not None:
             self.outbox.append(Note("failover", provider.name,
-                                    f"{self._last_failed} -> {provider.name}"))
+                                    f"{self._last_failed} -> {provider.name}",
+                                    {"from_provider": self._last_failed}))
             self._last_failed = None
         # Once per request and provider, whatever the entry point: the budget's base.
         provider.budget.on_request()
@@ -308,7 +311,9 @@ class Attempts:
         if not self.fall_back:
             return Fail(failure)
         self.outbox.append(Note("all_providers_failed", None, str(failure).splitlines()[0]
-                                + f" ({len(self.attempts)} attempts)"))
+                                + f" ({len(self.attempts)} attempts)",
+                                {"error_kind": type(failure).__name__,
+                                 "attempts": len(self.attempts)}))
         if self.route.fallback is not None:
             return RunFallback(failure, self.route.fallback)
         return self._defer(failure, None)
@@ -431,7 +436,8 @@ class Attempts:
         if isinstance(err, Timeout) and self._cut_by_deadline(attempt):
             self._deadline_hit = True
         self.outbox.append(Note("attempt_failed", provider.name, f"{err.kind}" + (
-            f" HTTP {err.status}" if err.status else "") + f": {err.message[:200]}"))
+            f" HTTP {err.status}" if err.status else "") + f": {err.message[:200]}",
+            {"error_kind": err.kind, "status": err.status}))
         self.outbox.extend(_report(provider.breaker, attempt.permit, err))
         provider.health.record(False, latency, err)
         self.attempts.append(Attempt(
@@ -590,7 +596,8 @@ class Attempts:
             self.outbox.append(Note("defer_failed", None, str(ticket)))
             return Fail(DeferFailed(self.route.name, where, str(ticket), self.attempts),
                         defer.failure)
-        self.outbox.append(Note("deferred", None, f"ticket {ticket} in {where}"))
+        self.outbox.append(Note("deferred", None, f"ticket {ticket} in {where}",
+                                {"ticket": ticket}))
         return Fail(Deferred(ticket, self.route.name, where, self.attempts), defer.failure)
 
     # -- time ------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["Event", "EventBus", "EventType", "Subscriber"]
+__all__ = ["Event", "EventBus", "EventType", "Subscriber", "log_fields"]
 
 EventType = Literal[
     "attempt_failed",
@@ -74,6 +74,24 @@ class Event:
 Subscriber = Callable[[Event], Awaitable[None] | None]
 
 
+def log_fields(event: Event) -> dict[str, Any]:
+    """The event as flat fields of its log record (``record.event``, ``record.route``,
+    ``record.provider``, ``record.error_kind``, ...), so a JSON log handler writes them as
+    top-level keys; ``record.failover_event`` keeps the `Event` itself."""
+    fields: dict[str, Any] = {
+        "event": event.type, "route": event.route, "provider": event.provider,
+        "detail": event.detail, "runbook": event.runbook, "failover_event": event,
+    }
+    for key, value in event.data.items():
+        # A field a LogRecord already has (``name``, ``msg``...) would make logging raise.
+        fields[key if key not in _RECORD_FIELDS else f"data_{key}"] = value
+    return fields
+
+
+_RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
+    "message", "asctime"}
+
+
 class EventBus:
     """Fan-out to subscribers. Emitting with nobody listening costs one check."""
 
@@ -98,7 +116,7 @@ class EventBus:
     def emit(self, event: Event) -> None:
         level = _LEVELS.get(event.type, logging.INFO)
         if logger.isEnabledFor(level):
-            logger.log(level, "%s", event, extra={"failover_event": event})
+            logger.log(level, "%s", event, extra=log_fields(event))
         for callback in tuple(self._subscribers):
             try:
                 result = callback(event)

@@ -321,7 +321,7 @@ class Router:
         transitions = [item for item in outbox if isinstance(item, Transition)]
         for item in outbox:
             if isinstance(item, Note):
-                self._emit(item.type, route, item.provider, item.detail)
+                self._emit(item.type, route, item.provider, item.detail, **item.data)
             else:
                 self._arrived(item, route)
         self._share(transitions)
@@ -481,7 +481,9 @@ class Router:
         type_ = _ARRIVAL.get(transition.new)
         if type_ is not None:
             self._emit(type_, route, transition.provider,
-                       f"{transition.old} -> {transition.new}: {transition.reason}")
+                       f"{transition.old} -> {transition.new}: {transition.reason}",
+                       old_state=transition.old, new_state=transition.new,
+                       reason=transition.reason)
 
     def _share(self, transitions: Sequence[Transition]) -> None:
         """Tell the other workers (Redis) each changed breaker's new state."""
