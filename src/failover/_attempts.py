@@ -118,6 +118,8 @@ class Try:
     restart: Restart | None = None
     #: A delta of this attempt reached the caller.
     delivered: bool = False
+    #: Seconds from the attempt's start to its first delta (streams).
+    first_token: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -391,7 +393,9 @@ class Attempts:
             self.outbox.extend(transitions)
         provider.health.record(True, latency)
         self.attempts.append(Attempt(provider.name, response.model or provider.model, "ok",
-                                     latency_s=latency))
+                                     latency_s=latency,
+                                     started_s=attempt.started - self.started,
+                                     first_token_s=attempt.first_token))
         if self.recovery is not None:
             response = self.recovery.completed(response)
         response.provider = provider.name
@@ -401,7 +405,10 @@ class Attempts:
 
     def shown(self, attempt: Try) -> None:
         """A delta of ``attempt`` reached the caller."""
+        if attempt.delivered:
+            return
         attempt.delivered = True
+        attempt.first_token = self.clock() - attempt.started
         if self.recovery is not None:
             self.recovery.shown = True
 
@@ -443,6 +450,7 @@ class Attempts:
         self.attempts.append(Attempt(
             provider.name, provider.model, "error", error_kind=err.kind,
             http_status=err.status, latency_s=latency, detail=err.message[:200],
+            started_s=attempt.started - self.started, first_token_s=attempt.first_token,
         ))
         self.errors.append(err)
         if isinstance(err, ContextWindowExceeded):
@@ -504,7 +512,8 @@ class Attempts:
     def _cancel(self, provider: Candidate, permit: Permit, started: float) -> None:
         provider.breaker.release(permit)
         self.attempts.append(Attempt(provider.name, provider.model, "cancelled",
-                                     latency_s=self.clock() - started))
+                                     latency_s=self.clock() - started,
+                                     started_s=started - self.started))
 
     # -- hedging -----------------------------------------------------------------------------
 
@@ -556,7 +565,8 @@ class Attempts:
         self.attempts.append(Attempt(provider.name, provider.model, "cancelled",
                                      error_kind="Timeout",
                                      latency_s=self.clock() - attempt.started,
-                                     detail="no answer before another provider's"))
+                                     detail="no answer before another provider's",
+                                     started_s=attempt.started - self.started))
         self.outbox.extend(transitions)
 
     def _settle(self, attempt: Try) -> None:

@@ -438,6 +438,9 @@ class StateConfig(_Model):
 class TelemetryConfig(_Model):
     #: OpenTelemetry spans and metrics: None = when the ``opentelemetry`` API is installed.
     opentelemetry: bool | None = None
+    #: Prompt and answer text in telemetry (``gen_ai.input.messages``...): off unless
+    #: asked for, since it is the users' data.
+    capture_content: bool = False
 
 
 class DeferredConfig(_Model):

@@ -178,6 +178,10 @@ class Attempt:
     http_status: int | None = None
     latency_s: float = 0.0
     detail: str = ""
+    #: When the attempt began, in seconds after the request began (hedges overlap).
+    started_s: float = field(default=0.0, compare=False)
+    #: A stream's time to its first delta, from the attempt's start; None otherwise.
+    first_token_s: float | None = field(default=None, compare=False)
 
 
 @dataclass(slots=True)

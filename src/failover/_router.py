@@ -47,6 +47,7 @@ from ._health import ProviderHealth
 from ._instrumentation import (
     Instrumentation,
     Outcome,
+    ProviderView,
     RequestRecord,
     notify_all,
     telemetry_hooks,
@@ -312,7 +313,18 @@ class Router:
             error_kind=type(error).__name__ if error is not None else None,
             stream=m.stream,
             usage=response.usage if response is not None else None,
+            finish_reason=response.finish_reason if response is not None else None,
+            providers=self._tried(m),
+            request=m.request,
+            response=response,
         ))
+
+    def _tried(self, m: Attempts) -> dict[str, ProviderView]:
+        """What telemetry needs of each provider the request tried: type and breaker."""
+        providers = self._state.providers
+        return {name: ProviderView(p.config.type, p.breaker.state)
+                for name in {a.provider for a in m.attempts}
+                if (p := providers.get(name)) is not None}
 
     def _publish(self, m: Attempts) -> None:
         """Emit what the machine collected, in order, once (the drivers call this)."""
