@@ -10,11 +10,13 @@ import pytest
 import failover
 
 EXPECTED = [
-    "AllProvidersFailed", "Attempt", "AuthenticationFailed", "BadRequest", "Completed",
+    "AllProvidersFailed", "Attempt", "AuthenticationFailed", "BadRequest", "BreakerState",
+    "Completed",
     "Config", "ConfigError", "ConnectionFailed", "ContentFiltered", "ContextWindowExceeded",
     "DeadlineExceeded", "DeferFailed", "Deferred", "DeferredAnswer", "DeferredRecord",
     "Event", "FailoverError", "ImagePart", "Instrumentation",
-    "InvalidResponse", "JsonSchema", "Message", "ModelNotFound", "Overloaded", "PermissionDenied",
+    "InvalidResponse", "JsonSchema", "Message", "ModelNotFound", "OpenTelemetryInstrumentation",
+    "Overloaded", "PermissionDenied",
     "ProviderError", "ProviderHealth", "RateLimited", "Request", "RequestRecord", "Response",
     "Restart",
     "Router", "ServerError", "StreamEvent", "StreamInterrupted", "TextDelta", "TextPart",

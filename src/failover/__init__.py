@@ -51,13 +51,14 @@ from ._models import (
     ToolSpec,
     Usage,
 )
+from ._types import BreakerState
 
 if TYPE_CHECKING:
     from ._config import Config
     from ._events import Event
     from ._fallback import DeferredAnswer, DeferredRecord
     from ._health import ProviderHealth
-    from ._instrumentation import Instrumentation, RequestRecord
+    from ._instrumentation import Instrumentation, OpenTelemetryInstrumentation, RequestRecord
     from ._router import Router
 
 __version__ = "0.1.0"
@@ -67,6 +68,7 @@ __all__ = [
     "Attempt",
     "AuthenticationFailed",
     "BadRequest",
+    "BreakerState",
     "Completed",
     "Config",
     "ConfigError",
@@ -86,6 +88,7 @@ __all__ = [
     "JsonSchema",
     "Message",
     "ModelNotFound",
+    "OpenTelemetryInstrumentation",
     "Overloaded",
     "PermissionDenied",
     "ProviderError",
@@ -116,6 +119,7 @@ _LAZY = {
     "DeferredRecord": "._fallback",
     "Event": "._events",
     "Instrumentation": "._instrumentation",
+    "OpenTelemetryInstrumentation": "._instrumentation",
     "ProviderHealth": "._health",
     "RequestRecord": "._instrumentation",
     "Router": "._router",
