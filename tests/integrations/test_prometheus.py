@@ -14,11 +14,7 @@ import failover
 from failover.integrations.prometheus import PrometheusMetrics
 from failover.testing import FakeClock, FakeProviders
 
-PROVIDERS = {
-    "openai": {"type": "openai", "model": "gpt-4o-mini", "api_key": "sk-test-openai-0123456789"},
-    "claude": {"type": "anthropic", "model": "claude-haiku-4-5",
-               "api_key": "sk-ant-test-0123456789"},
-}
+from .conftest import PROVIDERS
 
 
 @pytest.fixture
