@@ -73,10 +73,30 @@ def _fresh_python(code: str) -> str:
 def test_import_loads_no_sdk_and_no_pydantic() -> None:
     out = _fresh_python(
         "import sys, failover; "
-        "print(sorted(m for m in ('openai', 'anthropic', 'google.genai', 'pydantic', 'httpx2')"
+        "print(sorted(m for m in ('openai', 'anthropic', 'google.genai', 'pydantic', 'httpx2',"
+        " 'pydantic_ai', 'langchain_core', 'prometheus_client', 'opentelemetry')"
         " if m in sys.modules))"
     )
     assert out == "[]"
+
+
+def test_integrations_are_leaves_on_the_public_api() -> None:
+    """An integration imports `failover` and its public names, never a private module:
+    what it can do, an application can do."""
+    import ast
+    from pathlib import Path
+
+    folder = Path(failover.__file__).parent / "integrations"
+    private = []
+    for path in sorted(folder.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([node.module or ""] if isinstance(node, ast.ImportFrom)
+                     else [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            private += [f"{path.name}: {n}" for n in names
+                        if n.startswith("failover.") or (isinstance(node, ast.ImportFrom)
+                                                          and node.level > 0)]
+    assert private == []
+    assert len(list(folder.glob("*.py"))) == 5
 
 
 def test_building_an_openai_router_imports_only_openai() -> None:
