@@ -147,6 +147,13 @@ def test_caller_mistakes_are_the_sdks_errors(client: OpenAI, fake: FakeProviders
     with pytest.raises(openai.BadRequestError, match="temperature"):
         client.chat.completions.create(model="default", temperature=float("nan"),
                                        messages=[{"role": "user", "content": "Hi"}])
+    with pytest.raises(openai.BadRequestError, match="temperature"):
+        list(client.chat.completions.create(model="default", temperature=float("nan"),
+                                            messages=[{"role": "user", "content": "Hi"}],
+                                            stream=True))
+    with pytest.raises(openai.BadRequestError, match="only one choice"):
+        client.chat.completions.create(model="default", n=2,
+                                       messages=[{"role": "user", "content": "Hi"}])
     with pytest.raises(TypeError, match="temprature"):
         client.chat.completions.create(model="default", temprature=0.1,
                                        messages=[{"role": "user", "content": "Hi"}])
@@ -186,8 +193,18 @@ async def test_the_async_client(fake: FakeProviders, clock: FakeClock) -> None:
             model="default", messages=[{"role": "user", "content": "Hi"}],
             response_format=Weather)
         assert parsed.choices[0].message.parsed == Weather(city="Oslo", celsius=3)
+        stream = await client.chat.completions.create(
+            model="default", messages=[{"role": "user", "content": "Hi"}],
+            temperature=-1, stream=True)
+        with pytest.raises(openai.BadRequestError, match="temperature"):
+            [c async for c in stream]
         fake["claude"].fail(503)
         fake["gemini"].fail(503)
         with pytest.raises(openai.APIStatusError):
             await client.chat.completions.create(
                 model="default", messages=[{"role": "user", "content": "Hi"}])
+        stream = await client.chat.completions.create(
+            model="default", messages=[{"role": "user", "content": "Hi"}], stream=True)
+        with pytest.raises(openai.APIStatusError) as caught:
+            [c async for c in stream]
+        assert isinstance(caught.value.__cause__, failover.AllProvidersFailed)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pydantic
 import pytest
-from pydantic_ai import Agent
+from pydantic_ai import Agent, NativeOutput, PromptedOutput
 from pydantic_ai.exceptions import ModelAPIError
 
 import failover
@@ -117,3 +117,31 @@ def test_every_provider_failing_is_a_model_api_error(
 def test_an_unknown_route_is_refused_at_construction(router: failover.Router) -> None:
     with pytest.raises(ValueError, match="'nope' is not a route"):
         FailoverModel(router, route="nope")
+
+
+def test_native_output_sends_the_schema_and_is_validated(
+    router: failover.Router, fake: FakeProviders
+) -> None:
+    """Native mode rides on ``response_format``: the answer is validated by failover
+    first, so a provider whose JSON does not match is failed over, not retried by the
+    agent."""
+    fake["openai"].answer('{"city": "Lyon"}')          # misses celsius: InvalidResponse
+    fake["claude"].answer('{"city": "Lyon", "celsius": 21}')
+    agent: Agent[None, Forecast] = Agent(FailoverModel(router),
+                                         output_type=NativeOutput(Forecast))
+    result = agent.run_sync("Forecast?")
+    assert result.output == Forecast(city="Lyon", celsius=21)
+    sent = fake["claude"].last_request.json["output_config"]["format"]
+    assert sent["type"] == "json_schema" and sent["schema"]["required"] == ["city", "celsius"]
+    assert fake["openai"].calls == 1 and len(result.all_messages()) == 2
+
+
+def test_prompted_output_rides_in_the_instructions(
+    router: failover.Router, fake: FakeProviders
+) -> None:
+    fake["openai"].fail(503)
+    fake["claude"].answer('{"city": "Lyon", "celsius": 21}')
+    agent: Agent[None, Forecast] = Agent(FailoverModel(router),
+                                         output_type=PromptedOutput(Forecast))
+    assert agent.run_sync("Forecast?").output == Forecast(city="Lyon", celsius=21)
+    assert "celsius" in fake["claude"].last_request.json["system"]

@@ -339,7 +339,8 @@ class _Completions:
     def create(self, **kwargs: Any) -> FailoverChatCompletion | ChatCompletionStream:
         call = _call(self._router, kwargs, "create")
         if kwargs.get("stream") is True:
-            return ChatCompletionStream(iter(self._router.stream(**call)))
+            # The request is checked when the stream is made: a mistake is the SDK's 400.
+            return ChatCompletionStream(_sdk_errors(lambda: iter(self._router.stream(**call))))
         reply = _sdk_errors(lambda: self._router.complete(**call))
         return _completion(reply)
 
@@ -355,7 +356,8 @@ class _AsyncCompletions:
     async def create(self, **kwargs: Any) -> FailoverChatCompletion | AsyncChatCompletionStream:
         call = _call(self._router, kwargs, "create")
         if kwargs.get("stream") is True:
-            return AsyncChatCompletionStream(aiter(self._router.astream(**call)))
+            return AsyncChatCompletionStream(
+                _sdk_errors(lambda: aiter(self._router.astream(**call))))
         try:
             reply = await self._router.acomplete(**call)
         except failover.FailoverError as err:

@@ -50,6 +50,7 @@ from pydantic_ai.messages import (
     UserPromptPart,
 )
 from pydantic_ai.models import Model, ModelRequestParameters, StreamedResponse
+from pydantic_ai.profiles import ModelProfile
 from pydantic_ai.usage import RequestUsage
 
 import failover
@@ -75,7 +76,10 @@ class FailoverModel(Model):
         if route not in router.config.routes:
             known = ", ".join(sorted(router.config.routes))
             raise ValueError(f"route: {route!r} is not a route of this router; routes: {known}")
-        super().__init__(settings=settings)
+        # Every provider type takes a JSON schema (OpenAI's json_schema, Anthropic's
+        # output_config, Gemini's response schema), so native output works on any route.
+        super().__init__(settings=settings, profile=ModelProfile(
+            supports_json_schema_output=True, supports_json_object_output=True))
         self.router = router
         self.route = route
 
