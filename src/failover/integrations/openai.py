@@ -38,7 +38,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import httpx2
@@ -176,6 +176,14 @@ def _sdk_errors(call: Any) -> Any:
         raise _as_sdk_error(err) from err
 
 
+async def _asdk_errors(answer: Awaitable[Response]) -> Response:
+    """`_sdk_errors` for an awaited answer."""
+    try:
+        return await answer
+    except failover.FailoverError as err:
+        raise _as_sdk_error(err) from err
+
+
 # -- results: failover's Response as the SDK's types -------------------------------------------
 
 
@@ -187,6 +195,12 @@ def _tool_calls(reply: Response) -> list[dict[str, Any]] | None:
             for c in reply.tool_calls]
 
 
+def _usage(reply: Response) -> dict[str, int]:
+    return {"prompt_tokens": reply.usage.input_tokens,
+            "completion_tokens": reply.usage.output_tokens,
+            "total_tokens": reply.usage.total_tokens}
+
+
 def _completion_dict(reply: Response, parsed: bool = False) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": reply.text or None,
                                "tool_calls": _tool_calls(reply)}
@@ -196,9 +210,7 @@ def _completion_dict(reply: Response, parsed: bool = False) -> dict[str, Any]:
         "id": f"chatcmpl-failover-{uuid.uuid4().hex}", "object": "chat.completion",
         "created": int(time.time()), "model": reply.model,
         "choices": [{"index": 0, "finish_reason": reply.finish_reason, "message": message}],
-        "usage": {"prompt_tokens": reply.usage.input_tokens,
-                  "completion_tokens": reply.usage.output_tokens,
-                  "total_tokens": reply.usage.total_tokens},
+        "usage": _usage(reply),
     }
 
 
@@ -223,7 +235,7 @@ class _Chunks:
         self.created = int(time.time())
         self.response: Response | None = None
 
-    def of(self, event: StreamEvent) -> ChatCompletionChunk | None:
+    def of(self, event: StreamEvent) -> ChatCompletionChunk:
         if event.type == "text":
             return self._chunk({"content": event.text})
         if event.type == "tool_call":
@@ -253,9 +265,7 @@ class _Chunks:
         return ChatCompletionChunk.model_validate({
             **self._base(reply.model),
             "choices": [{"index": 0, "delta": {}, "finish_reason": reply.finish_reason}],
-            "usage": {"prompt_tokens": reply.usage.input_tokens,
-                      "completion_tokens": reply.usage.output_tokens,
-                      "total_tokens": reply.usage.total_tokens},
+            "usage": _usage(reply),
         })
 
 
@@ -278,9 +288,7 @@ class ChatCompletionStream:
                 return
             except failover.FailoverError as err:
                 raise _as_sdk_error(err) from err
-            chunk = self._chunks.of(event)
-            if chunk is not None:
-                yield chunk
+            yield self._chunks.of(event)
 
     def close(self) -> None:
         close = getattr(self._events, "close", None)
@@ -313,9 +321,7 @@ class AsyncChatCompletionStream:
                 return
             except failover.FailoverError as err:
                 raise _as_sdk_error(err) from err
-            chunk = self._chunks.of(event)
-            if chunk is not None:
-                yield chunk
+            yield self._chunks.of(event)
 
     async def close(self) -> None:
         aclose = getattr(self._events, "aclose", None)
@@ -358,19 +364,11 @@ class _AsyncCompletions:
         if kwargs.get("stream") is True:
             return AsyncChatCompletionStream(
                 _sdk_errors(lambda: aiter(self._router.astream(**call))))
-        try:
-            reply = await self._router.acomplete(**call)
-        except failover.FailoverError as err:
-            raise _as_sdk_error(err) from err
-        return _completion(reply)
+        return _completion(await _asdk_errors(self._router.acomplete(**call)))
 
     async def parse(self, **kwargs: Any) -> ParsedChatCompletion[Any]:
         call = _call(self._router, kwargs, "parse")
-        try:
-            reply = await self._router.acomplete(**call)
-        except failover.FailoverError as err:
-            raise _as_sdk_error(err) from err
-        return _parsed(reply)
+        return _parsed(await _asdk_errors(self._router.acomplete(**call)))
 
 
 class _Chat:
