@@ -202,3 +202,16 @@ NESTED = {
 ])
 def test_schema_errors_name_each_problem_by_path(value: Any, problems: list[str]) -> None:
     assert schema_errors(NESTED, value) == problems
+
+
+def test_a_continued_stream_is_validated_whole(fake: FakeProviders, clock: FakeClock) -> None:
+    """With ``stream_interrupt: continue`` the backup writes the rest of the JSON the
+    primary began: it is the two together that must match, not the continuation."""
+    fake["openai"].cut_stream(after=2, text=CITY_JSON)
+    fake["claude"].answer(' "population": 522000}')
+    with router_for(["openai", "claude"], clock, stream_interrupt="continue") as router:
+        events = list(router.stream("a city?", response_format=City))
+    reply = events[-1].response
+    assert not any(e.type == "restart" for e in events)
+    assert reply.parsed == City(name="Lyon", population=522000)
+    assert fake["claude"].last_request.json["messages"][-1]["role"] == "assistant"

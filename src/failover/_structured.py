@@ -27,13 +27,16 @@ _TYPES: dict[str, Any] = {
 }
 
 
-def parse_answer(fmt: JsonSchema | None, response: Response) -> Response:
+def parse_answer(fmt: JsonSchema | None, response: Response, *, prefill: str | None = None
+                 ) -> Response:
     """``response`` with ``parsed`` set; `InvalidResponse` (on that attempt, code
     ``output_schema``) if the answer is not JSON or does not match the schema. An answer
-    that is all tool calls has nothing to parse."""
+    that is all tool calls has nothing to parse. ``prefill`` is the text a continued
+    stream's answer follows (the whole answer is both)."""
     if fmt is None or (response.tool_calls and not response.text.strip()):
         return response
-    response.parsed = parse_text(fmt, response.text, provider=response.provider or None)
+    text = (prefill or "") + response.text
+    response.parsed = parse_text(fmt, text, provider=response.provider or None)
     return response
 
 

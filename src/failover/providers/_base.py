@@ -763,7 +763,8 @@ class ProviderAdapter(ABC):
 
     def _translate(self, raw: Any, request: Request) -> Response:
         try:
-            return parse_answer(request.response_format, self._to_response(raw))
+            return parse_answer(request.response_format, self._to_response(raw),
+                                prefill=request.prefill)
         except ProviderError as err:
             failure = self.error(err)
         except Exception as exc:  # schema drift: a field moved or vanished
@@ -994,7 +995,7 @@ class ProviderAdapter(ABC):
         provider's `InvalidResponse`, with the text that came."""
         response = acc.finish()
         try:
-            return parse_answer(request.response_format, response)
+            return parse_answer(request.response_format, response, prefill=request.prefill)
         except InvalidResponse as err:
             err.partial_text = response.text
             raise
