@@ -14,15 +14,16 @@ from typing import Any
 import pytest
 
 from failover import Config
-from failover.cli._drill import SCENARIOS, drill_config
+from failover.drills import SCENARIOS, drill_config
 
 from .conftest import CliRunner, ConfigWriter
 
 KEYS = {s.key for s in SCENARIOS}
 STABLE_KEYS = {
-    "route", "scenario", "title", "fault", "faulty", "detect_s", "rto_s", "failback_s",
-    "sent", "failed", "fallback", "deferred", "lost", "served_by", "alerts", "objectives",
-    "met", "problems", "heal_s", "breaker_opened_s", "events", "requests",
+    "route", "scenario", "title", "fault", "faulty", "detect_s", "recover_s", "recovery_run",
+    "failback_s", "sent", "served", "degraded", "deferred", "failed", "lost",
+    "deferred_verified", "impact", "served_by", "alerts", "objectives", "met", "problems",
+    "heal_s", "events", "requests",
 }  # fmt: skip
 
 
@@ -57,7 +58,7 @@ def test_builtin_drill_passes_and_its_json_is_stable(cli: CliRunner) -> None:
         assert set(s) == STABLE_KEYS
         assert s["met"] is True
         assert s["lost"] == 0
-        assert s["sent"] >= 20
+        assert s["sent"] >= 20 if s["scenario"] != "recovery" else s["sent"] >= 10
         # A fresh router per scenario: the warm-up always reaches a healthy primary.
         warmup = [r for r in s["requests"] if r["t_s"] < 0]
         assert [r["provider"] for r in warmup] == ["openai"] * 3
@@ -65,15 +66,22 @@ def test_builtin_drill_passes_and_its_json_is_stable(cli: CliRunner) -> None:
     outage = scenarios["outage_503"]
     assert outage["served_by"] == {"gemini": 20}
     assert outage["faulty"] == ["openai"]
-    assert outage["failed"] == 0
-    # Simulated: the 503 is instant, gemini answers in its 8 ms.
-    assert outage["rto_s"] == pytest.approx(0.008, abs=1e-3)
-    assert outage["detect_s"] is not None
+    assert outage["failed"] == 0 and outage["served"] == 20
+    # Simulated: the 503 is instant, so the very first request is served normally by
+    # gemini: no user paid for the outage; the breaker opens (detect) on the third.
+    assert outage["recover_s"] == 0.0
+    assert outage["detect_s"] == pytest.approx(2 * 0.008, abs=1e-3)
+    assert outage["impact"]["paid_timeout"] == 0
     assert outage["events"]["breaker_opened"] >= 1
 
     hang = scenarios["outage_hang"]
-    assert hang["rto_s"] == pytest.approx(0.2 + 0.008, abs=2e-3)  # the 200 ms timeout
-    assert hang["detect_s"] == pytest.approx(3 * 0.2, abs=0.05)  # three in a row
+    # Three requests pay the 200 ms timeout (then gemini's 8 ms); the breaker opens on
+    # the third timeout (detect); the fourth request starts the run of normal ones.
+    assert hang["detect_s"] == pytest.approx(2 * 0.208 + 0.2, abs=2e-3)
+    assert hang["recover_s"] == pytest.approx(3 * 0.208, abs=2e-3)
+    assert hang["detect_s"] < hang["recover_s"]
+    assert hang["impact"]["paid_timeout"] == 3
+    assert hang["impact"]["p99_s"] == pytest.approx(0.208, abs=2e-3)
 
     assert scenarios["rate_limit_storm"]["served_by"] == {"gemini": 20}
     assert scenarios["integration_failure"]["events"]["breaker_opened"] == 1
@@ -81,8 +89,10 @@ def test_builtin_drill_passes_and_its_json_is_stable(cli: CliRunner) -> None:
 
     total = scenarios["total_outage"]
     assert total["faulty"] == ["openai", "gemini", "local"]
-    assert total["deferred"] == total["sent"] == total["failed"] == 20
-    assert total["lost"] == 0
+    # Not recovered, nothing lost, every request kept: what a total outage should show.
+    assert total["deferred"] == total["sent"] == 20 and total["deferred_verified"] is True
+    assert total["recover_s"] is None and total["failed"] == total["lost"] == 0
+    assert total["objectives"]["rto_met"] is None and total["met"] is True
 
     recovery = scenarios["recovery"]
     assert recovery["heal_s"] is not None
@@ -115,9 +125,9 @@ def test_no_backup_and_no_fallback_misses_the_objectives_and_names_the_scenarios
               "--scenario", "outage_503", "--scenario", "total_outage")
     assert run.code == 1
     assert "2 of 2 scenario(s) missed the objectives" in run.out
-    assert ("default/outage_503 (primary outage (503)): requests never succeeded again; "
-            "RPO: 4 lost > 0") in run.out
-    assert "default/total_outage" in run.out
+    assert "default/outage_503 (primary outage (503)): never recovered" in run.out
+    assert ("default/total_outage (total outage): 4 request(s) failed with nothing to "
+            "fall back on") in run.out
 
 
 def test_failing_drill_in_json_lists_failures_and_exits_1(
@@ -133,9 +143,10 @@ def test_failing_drill_in_json_lists_failures_and_exits_1(
     assert report["passed"] is False
     assert report["failing"] == ["default/outage_hang"]
     hang = by_key(report)["outage_hang"]
-    assert hang["rto_s"] == pytest.approx(30.01, abs=0.01)
-    assert hang["problems"] == ["RTO 30.01 s > 2 s"]
-    assert hang["lost"] == 0
+    # Three requests pay the 30 s timeout (plus claude's 10 ms) before the breaker opens.
+    assert hang["recover_s"] == pytest.approx(3 * 30.01, abs=0.05)
+    assert hang["problems"] == ["recovered after 90 s > RTO 2 s"]
+    assert hang["lost"] == 0 and hang["impact"]["paid_timeout"] == 3
     assert "drill failed: default/outage_hang" in run.err
 
 
@@ -150,8 +161,8 @@ def test_total_outage_with_a_python_fallback_answers_every_request(
               "--scenario", "total_outage")
     assert run.code == 0, run.out
     [total] = json.loads(run.out)["scenarios"]
-    assert total["fallback"] == total["failed"] == 5
-    assert total["lost"] == total["deferred"] == 0
+    assert total["degraded"] == total["sent"] == 5
+    assert total["failed"] == total["lost"] == total["deferred"] == 0
     assert total["met"] is True
 
 

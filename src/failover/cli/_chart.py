@@ -2,9 +2,11 @@
 
 One panel per scenario: each request is a dot at its start time (0 = the fault starts)
 and its latency, coloured by the provider that answered it; deferred and lost requests
-have their own marks. Lines show when the fault started, when the faulty provider's
-breaker opened (detect), when requests succeeded again (RTO) and, in the recovery
-scenario, when the primary came back. matplotlib is optional (``failover[chart]``).
+have their own marks. Lines show when the fault started, when it was detected (the first
+alerting event), when the route recovered (the start of the first run of requests served
+normally) and, in the recovery scenario, when the primary was healthy again (the title
+says how long it then took to get its traffic back). matplotlib is optional
+(``failover[chart]``).
 """
 
 from __future__ import annotations
@@ -13,10 +15,13 @@ import importlib.util
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._drill import DrillReport, ScenarioResult
+    from failover.drills import DrillReport, ScenarioResult
 
 __all__ = ["chart_available", "draw_chart"]
 
+#: How each outcome but "served" (coloured by provider) is drawn: colour, marker, size.
+_MARKS = {"degraded": ("#555555", "s", 22), "deferred": ("#ff7f0e", "D", 26),
+          "failed": ("#7f7f7f", "x", 30), "lost": ("#d62728", "X", 44)}
 _PALETTE = ["#1f77b4", "#2ca02c", "#9467bd", "#17becf", "#8c564b", "#e377c2", "#bcbd22"]
 
 
@@ -27,35 +32,31 @@ def chart_available() -> bool:
 def _panel(ax: Any, result: ScenarioResult, colours: dict[str, str], *, show_route: bool
            ) -> None:
     ms = 1000.0
-    for outcome, marker, size in (("ok", "o", 18), ("fallback", "s", 22)):
-        for provider, colour in colours.items():
-            points = [r for r in result.records
-                      if r.outcome == outcome and r.provider == provider]
-            if points:
-                ax.scatter([r.t_s * ms for r in points], [r.latency_s * ms for r in points],
-                           s=size, c=colour, marker=marker, zorder=3, linewidths=0)
-    deferred = [r for r in result.records if r.outcome == "deferred"]
-    lost = [r for r in result.records if r.outcome == "lost"]
-    if deferred:
-        ax.scatter([r.t_s * ms for r in deferred], [r.latency_s * ms for r in deferred],
-                   s=26, c="#ff7f0e", marker="D", zorder=3, linewidths=0)
-    if lost:
-        ax.scatter([r.t_s * ms for r in lost], [r.latency_s * ms for r in lost],
-                   s=40, c="#d62728", marker="x", zorder=4)
+    for provider, colour in colours.items():
+        points = [r for r in result.requests
+                  if r.outcome == "served" and r.provider == provider]
+        if points:
+            ax.scatter([r.t_s * ms for r in points], [r.latency_s * ms for r in points],
+                       s=18, c=colour, marker="o", zorder=3, linewidths=0)
+    for outcome, (colour, marker, size) in _MARKS.items():
+        points = [r for r in result.requests if r.outcome == outcome]
+        if points:
+            ax.scatter([r.t_s * ms for r in points], [r.latency_s * ms for r in points],
+                       s=size, c=colour, marker=marker, zorder=4, linewidths=1.2)
     ax.axvline(0, color="#d62728", linestyle="--", linewidth=1)
     if result.detect_s is not None:
         ax.axvline(result.detect_s * ms, color="#ff7f0e", linestyle=":", linewidth=1.2)
-    if result.rto_s is not None:
-        ax.axvline(result.rto_s * ms, color="#2ca02c", linestyle="-", linewidth=1.2, alpha=0.8)
+    if result.recover_s is not None:
+        ax.axvline(result.recover_s * ms, color="#2ca02c", linestyle="-", linewidth=1.2,
+                   alpha=0.8)
     if result.heal_s is not None:
         ax.axvline(result.heal_s * ms, color="#1f77b4", linestyle="--", linewidth=1)
     verdict = "met" if result.met else "MISSED"
-    rto = "never" if result.rto_s is None else f"{result.rto_s * ms:.0f} ms"
-    title = f"{result.scenario.title}\nRTO {rto}, lost {result.lost}: {verdict}"
+    recover = "never" if result.recover_s is None else f"{result.recover_s * ms:.0f} ms"
+    title = f"{result.scenario.title}\nrecovered {recover}, lost {result.lost}: {verdict}"
     if result.scenario.recovery:
         back = "never" if result.failback_s is None else f"{result.failback_s * ms:.0f} ms"
-        title = f"{result.scenario.title} (primary back after {back})\nRTO {rto}, " \
-                f"lost {result.lost}: {verdict}"
+        title += f"\ntraffic back {back} after the primary healed"
     if show_route:
         title = f"[{result.route}] " + title
     ax.set_title(title, fontsize=9, color="#222222" if result.met else "#d62728")
@@ -76,8 +77,9 @@ def draw_chart(report: DrillReport, path: str) -> None:
     results = report.results
     providers: list[str] = []
     for result in results:
-        for record in result.records:
-            if record.provider and record.provider not in providers:
+        for record in result.requests:
+            if record.outcome == "served" and record.provider and (
+                    record.provider not in providers):
                 providers.append(record.provider)
     colours = {p: _PALETTE[i % len(_PALETTE)] for i, p in enumerate(providers)}
 
@@ -92,14 +94,13 @@ def draw_chart(report: DrillReport, path: str) -> None:
 
     handles = [Line2D([], [], marker="o", linestyle="", color=c, label=f"served by {p}")
                for p, c in colours.items()]
+    handles += [Line2D([], [], marker=marker, linestyle="", color=colour, label=outcome)
+                for outcome, (colour, marker, _size) in _MARKS.items()]
     handles += [
-        Line2D([], [], marker="s", linestyle="", color="#555555", label="python fallback"),
-        Line2D([], [], marker="D", linestyle="", color="#ff7f0e", label="deferred"),
-        Line2D([], [], marker="x", linestyle="", color="#d62728", label="lost"),
         Line2D([], [], color="#d62728", linestyle="--", label="fault starts"),
         Line2D([], [], color="#ff7f0e", linestyle=":", label="detected"),
-        Line2D([], [], color="#2ca02c", label="recovered (RTO)"),
-        Line2D([], [], color="#1f77b4", linestyle="--", label="primary back"),
+        Line2D([], [], color="#2ca02c", label="recovered"),
+        Line2D([], [], color="#1f77b4", linestyle="--", label="primary healthy again"),
     ]
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=8,
                frameon=False)

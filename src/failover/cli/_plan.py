@@ -323,14 +323,16 @@ def build_plan(
         add(f"Last drill {last.get('time', '?')}{clock}: {verdict} "
             f"({len(drills)} drill(s) recorded in `.failover/drills.json`).")
         add("")
-        add("| Route | Scenario | Detect | Recover (RTO) | Sent | Deferred | Lost | Met |")
-        add("|---|---|---|---|---|---|---|---|")
+        add("| Route | Scenario | Detect | Recover | Sent | Deferred | Failed | Lost | Met |")
+        add("|---|---|---|---|---|---|---|---|---|")
         for s in last.get("scenarios", []):
+            # Drills recorded before the measures were defined call recovery ``rto_s``.
+            recover = s.get("recover_s", s.get("rto_s"))
             add(f"| `{s.get('route')}` | {s.get('title', s.get('scenario'))} | "
                 f"{fmt_duration(s.get('detect_s'))} | "
-                f"{fmt_duration(s['rto_s']) if s.get('rto_s') is not None else 'never'} | "
-                f"{s.get('sent', '-')} | {s.get('deferred', '-')} | {s.get('lost', '-')} | "
-                f"{'yes' if s.get('met') else '**no**'} |")
+                f"{fmt_duration(recover) if recover is not None else 'never'} | "
+                f"{s.get('sent', '-')} | {s.get('deferred', '-')} | {s.get('failed', '-')} | "
+                f"{s.get('lost', '-')} | {'yes' if s.get('met') else '**no**'} |")
     return "\n".join(out) + "\n"
 
 

@@ -1,0 +1,79 @@
+"""The disaster scenarios, as data: what breaks, on which providers of the route."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from failover.testing import FakeProviders
+
+__all__ = ["SCENARIOS", "Objective", "Scenario", "scenario"]
+
+#: ``rto``: recovered within objectives.rto; ``rpo``: nothing lost, every deferred request
+#: in the store; ``procedure``: every request served, degraded (manual fallback) or
+#: deferred, none failed: the route has a DR procedure for when nothing can serve.
+Objective = Literal["rto", "rpo", "procedure"]
+Inject = Callable[["FakeProviders", Sequence[str]], list[str]]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    key: str
+    title: str
+    fault: str
+    #: Put the fault in place on the kit, given the route's chain; returns the faulty.
+    inject: Inject
+    #: The objectives this scenario is judged on. A total outage cannot recover until a
+    #: provider comes back: it is judged on what was kept (RPO) and on the route's DR
+    #: procedure (fallback or deferral), and its recovery is reported as measured
+    #: ("never"), not judged.
+    objectives: tuple[Objective, ...] = ("rto", "rpo")
+    #: Recovery: the primary comes back halfway and must get its traffic back.
+    recovery: bool = False
+
+
+def _primary(fault: Callable[[Any], Any]) -> Inject:
+    def inject(fake: FakeProviders, chain: Sequence[str]) -> list[str]:
+        fault(fake[chain[0]])
+        return [chain[0]]
+
+    return inject
+
+
+def _everyone(fake: FakeProviders, chain: Sequence[str]) -> list[str]:
+    for name in chain:
+        fake[name].fail(503)
+    return list(chain)
+
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario("outage_503", "primary outage (503)", "the primary answers 503 Service Unavailable",
+             _primary(lambda p: p.fail(503))),
+    Scenario("outage_refused", "primary outage (refused)", "the primary refuses connections",
+             _primary(lambda p: p.refuse())),
+    Scenario("outage_hang", "primary outage (hang)",
+             "the primary accepts and never answers (until the client's timeout)",
+             _primary(lambda p: p.hang())),
+    Scenario("rate_limit_storm", "rate-limit storm (429)",
+             "the primary answers 429 with Retry-After: 30",
+             _primary(lambda p: p.rate_limit(retry_after=30))),
+    Scenario("integration_failure", "integration failure",
+             "the primary's responses stop parsing (schema drift)",
+             _primary(lambda p: p.malformed())),
+    Scenario("revoked_key", "revoked key (401)", "the primary rejects the key with 401",
+             _primary(lambda p: p.fail(401))),
+    Scenario("total_outage", "total outage", "every provider of the route answers 503",
+             _everyone, objectives=("rpo", "procedure")),
+    Scenario("recovery", "recovery", "the primary answers 503, then comes back halfway",
+             _primary(lambda p: p.fail(503)), recovery=True),
+)
+
+
+def scenario(key: str) -> Scenario:
+    """The scenario named ``key``; a `KeyError` listing the known keys otherwise."""
+    for found in SCENARIOS:
+        if found.key == key:
+            return found
+    raise KeyError(f"unknown scenario {key!r}; known: {', '.join(s.key for s in SCENARIOS)}")
