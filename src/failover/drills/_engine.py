@@ -29,7 +29,7 @@ from ._measures import (
     time_to_recover,
 )
 from ._results import DrillReport, ScenarioResult
-from ._scenarios import SCENARIOS, Scenario
+from ._scenarios import ANSWER, SCENARIOS, Scenario
 
 if TYPE_CHECKING:
     from failover.testing import FakeProviders
@@ -40,7 +40,6 @@ DEFAULT_LATENCY = 0.010
 WARMUP = 3
 FAILBACK_GRACE = 1.0
 DRILL_PROMPT = "Disaster drill: summarise the incident status in one line."
-ANSWER = "Incident status: all systems nominal."
 
 #: ``progress(done, total, route, title, i, n)``: scenario ``done + 1`` of ``total``,
 #: request ``i`` of ``n``.
@@ -242,7 +241,7 @@ def run_scenario(
         router.subscribe(lambda event: run.events.append((clock() - run.t0, event.type)))
         _warm_up(run)
         run.t0 = clock()
-        faulty = scenario.inject(fake, run.chain)
+        faulty = scenario.inject(fake, run.chain, config)
         for i in range(requests // 2 if scenario.recovery else requests):
             run.requests.append(run.send())
             step(i + 1)

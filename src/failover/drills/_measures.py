@@ -7,8 +7,8 @@ All times count from the fault's onset (t = 0); warm-up requests have t < 0.
 - *time to recover*: onset -> the start of the first run of K consecutive requests
   served normally (by a provider, with no attempt that paid a timeout); None ("never")
   if there is no such run in the scenario;
-- *impact*: during the incident (onset -> recovery, or the whole scenario if it never
-  recovered): requests that paid a timeout, and their p50/p99 latency;
+- *impact*: during the incident (onset -> the fault's end: the provider healed, or the
+  scenario ended): requests that paid a timeout, and the p50/p99 latency of all;
 - *outcomes*: served (a provider answered), degraded (the manual fallback answered),
   deferred (kept durably: verified by reading the store back), failed (raised a typed
   error: the caller knows), lost (neither answered, nor deferred, nor raised; or
@@ -122,10 +122,9 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     return ordered[max(math.ceil(q / 100 * len(ordered)) - 1, 0)]
 
 
-def impact(requests: Iterable[DrillRequest], recovered_at: float | None) -> Impact:
-    """The requests from onset until recovery (all of them if it never recovered)."""
-    during = [r for r in _measured(requests)
-              if recovered_at is None or r.t_s < recovered_at]
+def impact(requests: Iterable[DrillRequest], until: float | None = None) -> Impact:
+    """The requests from onset until the fault ended (``until``; None: the last one)."""
+    during = [r for r in _measured(requests) if until is None or r.t_s < until]
     latencies = [r.latency_s for r in during]
     return Impact(len(during), sum(r.paid_timeout for r in during),
                   percentile(latencies, 50), percentile(latencies, 99))

@@ -71,7 +71,7 @@ class ScenarioResult:
 
     @property
     def impact(self) -> Impact:
-        return impact(self.requests, self.recover_s)
+        return impact(self.requests, self.heal_s)
 
     @property
     def rto_met(self) -> bool | None:

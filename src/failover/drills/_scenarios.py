@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
+    import failover
     from failover.testing import FakeProviders
 
 __all__ = ["SCENARIOS", "Objective", "Scenario", "scenario"]
@@ -15,7 +16,8 @@ __all__ = ["SCENARIOS", "Objective", "Scenario", "scenario"]
 #: in the store; ``procedure``: every request served, degraded (manual fallback) or
 #: deferred, none failed: the route has a DR procedure for when nothing can serve.
 Objective = Literal["rto", "rpo", "procedure"]
-Inject = Callable[["FakeProviders", Sequence[str]], list[str]]
+#: ``inject(fake, chain, config)``: put the fault in place; returns the faulty providers.
+Inject = Callable[["FakeProviders", Sequence[str], "failover.Config"], list[str]]
 
 
 @dataclass(frozen=True)
@@ -35,18 +37,46 @@ class Scenario:
 
 
 def _primary(fault: Callable[[Any], Any]) -> Inject:
-    def inject(fake: FakeProviders, chain: Sequence[str]) -> list[str]:
+    def inject(fake: FakeProviders, chain: Sequence[str], config: failover.Config) -> list[str]:
         fault(fake[chain[0]])
         return [chain[0]]
 
     return inject
 
 
-def _everyone(fake: FakeProviders, chain: Sequence[str]) -> list[str]:
+def _everyone(fake: FakeProviders, chain: Sequence[str], config: failover.Config) -> list[str]:
     for name in chain:
         fake[name].fail(503)
     return list(chain)
 
+
+def _cascading(fake: FakeProviders, chain: Sequence[str], config: failover.Config) -> list[str]:
+    """The primary and its first backup fail together (one region, one vendor)."""
+    down = list(chain[:2])
+    for name in down:
+        fake[name].fail(503)
+    return down
+
+
+def _flaky(fake: FakeProviders, chain: Sequence[str], config: failover.Config) -> list[str]:
+    from failover.testing import flaky
+
+    fake[chain[0]].set(flaky(0.3, seed=30, text=ANSWER))
+    return [chain[0]]
+
+
+def _creeping(fake: FakeProviders, chain: Sequence[str], config: failover.Config) -> list[str]:
+    """The primary still answers, slower each time, until it is past its timeout."""
+    from failover.testing import slow
+
+    limit = config.timeouts_for(chain[0]).request
+    steps = (0.1, 0.25, 0.4, 0.55, 0.7, 0.85, 1.0, 1.5)
+    fake[chain[0]].sequence(*(slow(limit * f, ANSWER) for f in steps))
+    return [chain[0]]
+
+
+#: What a healthy simulated provider answers in a drill.
+ANSWER = "Incident status: all systems nominal."
 
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("outage_503", "primary outage (503)", "the primary answers 503 Service Unavailable",
@@ -56,6 +86,12 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("outage_hang", "primary outage (hang)",
              "the primary accepts and never answers (until the client's timeout)",
              _primary(lambda p: p.hang())),
+    Scenario("cascading", "cascading outage",
+             "the primary and its first backup answer 503 together", _cascading),
+    Scenario("flaky", "flaky primary (30%)",
+             "the primary fails a seeded 30% of its requests with 503", _flaky),
+    Scenario("slow_degradation", "slow degradation",
+             "the primary's latency creeps from 10% of its timeout to past it", _creeping),
     Scenario("rate_limit_storm", "rate-limit storm (429)",
              "the primary answers 429 with Retry-After: 30",
              _primary(lambda p: p.rate_limit(retry_after=30))),
