@@ -293,3 +293,84 @@ def test_watch_turned_on_and_off_by_a_reload(path: Path) -> None:
         router.reload()
         router._watcher.join(2)
         assert not router._watcher.is_alive()
+
+
+# --- keys rotated without a restart ---------------------------------------------------------
+
+ROTATING = """
+providers:
+  openai: {{type: openai, model: gpt-4o-mini, {key}}}
+  claude: {{type: anthropic, model: claude-haiku-4-5, api_key: sk-ant-backup-0123456789}}
+routes:
+  default: {{chain: [openai, claude]}}
+"""
+
+
+def key_sent(fake: FakeProviders) -> str:
+    return fake["openai"].last_request.headers["authorization"].removeprefix("Bearer ")
+
+
+def test_a_key_rotated_in_the_environment_is_picked_up_by_a_reload(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake: FakeProviders, clock: FakeClock
+) -> None:
+    """The file is the same before and after (``${OPENAI_API_KEY}``); the value is not.
+    The revoked key's long-open breaker must not outlive the key."""
+    path = tmp_path / "failover.yaml"
+    path.write_text(ROTATING.format(key='api_key: "${OPENAI_API_KEY}"'))
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-revoked-0123456789")
+    fake["openai"].fail(401)
+    fake["claude"].answer("backup")
+    with failover.Router.from_file(path, clock=clock) as router:
+        assert router.complete("hi").provider == "claude"
+        assert router.health()["openai"].state == "open"  # long open: a revoked key
+        assert key_sent(fake) == "sk-revoked-0123456789"
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-rotated-0123456789")
+        fake["openai"].answer("primary again")
+        router.reload()
+        assert router.health()["openai"].state == "closed"
+        assert router.complete("hi").provider == "openai"
+        assert key_sent(fake) == "sk-rotated-0123456789"
+        # Nothing changed since: the next reload keeps the provider and its health.
+        router.reload()
+        assert router.health()["openai"].calls == 1
+
+
+def test_api_key_file_is_read_beside_the_config_and_again_by_each_reload(
+    tmp_path: Path, fake: FakeProviders, clock: FakeClock
+) -> None:
+    (tmp_path / "secrets").mkdir()
+    key_file = tmp_path / "secrets" / "openai.key"
+    key_file.write_text("sk-file-one-0123456789\n")
+    path = tmp_path / "failover.yaml"
+    path.write_text(ROTATING.format(key="api_key_file: secrets/openai.key"))
+    fake["openai"].answer("ok")
+    with failover.Router.from_file(path, clock=clock) as router:
+        router.complete("hi")
+        assert key_sent(fake) == "sk-file-one-0123456789"
+        key_file.write_text("sk-file-two-0123456789\n")
+        router.reload()
+        router.complete("hi")
+        assert key_sent(fake) == "sk-file-two-0123456789"
+
+
+def test_an_unreadable_key_file_fails_that_provider_only_and_names_the_file(
+    tmp_path: Path, fake: FakeProviders, clock: FakeClock
+) -> None:
+    path = tmp_path / "failover.yaml"
+    path.write_text(ROTATING.format(key="api_key_file: missing.key"))
+    fake["claude"].answer("backup")
+    with failover.Router.from_file(path, clock=clock) as router:
+        reply = router.complete("hi")
+    assert reply.provider == "claude"
+    assert reply.attempts[0].error_kind == "AuthenticationFailed"
+    assert "providers.openai.api_key_file: cannot read" in reply.attempts[0].detail
+    assert "missing.key" in reply.attempts[0].detail
+    assert fake["openai"].calls == 0
+
+
+def test_api_key_file_and_api_key_together_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(failover.ConfigError, match="api_key_file, or api_key"):
+        failover.Config.from_mapping({
+            "providers": {"a": {"type": "openai", "model": "m", "api_key": "x",
+                                "api_key_file": "k"}},
+            "routes": {"default": {"chain": ["a"]}}})

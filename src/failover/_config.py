@@ -287,6 +287,10 @@ class ProviderConfig(_Model):
     model: str = ""
     api_key: SecretStr | None = None
     api_keys: list[SecretStr] = Field(default_factory=list, description="a key pool, rotated")
+    #: A file holding the key (a mounted secret): read when the provider is built, and
+    #: again by every reload, so a key rotated in the file takes effect without a
+    #: restart. Relative to the config file's folder.
+    api_key_file: str | None = None
     base_url: str | None = None
     timeout: Period | None = None
     timeouts: PartialTimeouts = PartialTimeouts()
@@ -327,7 +331,9 @@ class ProviderConfig(_Model):
             raise ValueError(f"a model is required for type {self.type!r}")
         if self.fake is not None and self.type != "fake":
             raise ValueError("'fake' settings apply only to type: fake")
-        if self.type == "gemini" and not self.key_refs():
+        if self.api_key_file is not None and (self.api_key is not None or self.api_keys):
+            raise ValueError("give api_key_file, or api_key / api_keys, not both")
+        if self.type == "gemini" and not self.key_refs() and self.api_key_file is None:
             raise ValueError("the gemini API needs a key (api_key: none is not accepted)")
         return self
 
@@ -478,6 +484,14 @@ class Config(_Model):
     def folder(self) -> Path | None:
         """The folder of the config file this was loaded from (None if built in code)."""
         return self._folder
+
+    def key_file_for(self, name: str) -> Path | None:
+        """Provider ``name``'s ``api_key_file``, relative to `folder` if set."""
+        raw = self.providers[name].api_key_file
+        if raw is None:
+            return None
+        path = Path(raw).expanduser()
+        return path if path.is_absolute() or self._folder is None else self._folder / path
 
     def deferred_path(self) -> Path:
         """The deferred store's file: ``deferred.path``, relative to `folder` if set."""

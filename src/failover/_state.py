@@ -8,6 +8,7 @@ providers it alone used once the last request that began on it has finished.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._breaker import Breaker
-from ._config import Config, ProviderConfig, RouteConfig, TimeoutsConfig
+from ._config import Config, ProviderConfig, RouteConfig, TimeoutsConfig, resolve_env
 from ._errors import ConfigError
 from ._fallback import DeferredStore, load_callable
 from ._health import HealthTracker
@@ -145,13 +146,38 @@ def _close_providers(providers: Sequence[Provider]) -> None:
 
 
 def _provider_state_key(config: Config, name: str) -> Any:
-    """Everything that, if changed, makes a provider new (its health starts over)."""
+    """Everything that, if changed, makes a provider new (its health starts over): its
+    settings, and the credentials they resolve to, so a key rotated in the environment
+    or in its ``api_key_file`` is picked up by a reload with the same file."""
     return (
         config.providers[name],
         config.breaker_for(name),
         config.timeouts_for(name),
         config.providers[name].retry or config.defaults.retry,
+        credentials_fingerprint(config, name),
     )
+
+
+def credentials_fingerprint(config: Config, name: str) -> str:
+    """A digest of the credential values provider ``name`` resolves to right now (env
+    references expanded, the key file read; a missing one counts as missing). Only the
+    digest is kept: no key value is held by the state."""
+    provider = config.providers[name]
+    digest = hashlib.sha256()
+    values = [ref.get_secret_value() for ref in provider.key_refs()]
+    values += [f"{header}={value}" for header, value in sorted(provider.headers.items())]
+    for raw in values:
+        try:
+            digest.update(resolve_env(raw, name).encode() + b"\0")
+        except ConfigError:
+            digest.update(b"<missing>\0")
+    key_file = config.key_file_for(name)
+    if key_file is not None:
+        try:
+            digest.update(key_file.read_bytes().strip())
+        except OSError:
+            digest.update(b"<unreadable>")
+    return digest.hexdigest()
 
 
 def build_state(config: Config, clock: Clock, previous: State | None,
@@ -165,6 +191,9 @@ def build_state(config: Config, clock: Clock, previous: State | None,
             providers[name] = kept
             continue
         retry = pconf.retry or config.defaults.retry
+        key_file = config.key_file_for(name)
+        if key_file is not None:  # the adapter reads it where the config file says
+            pconf = pconf.model_copy(update={"api_key_file": str(key_file)})
         providers[name] = Provider(
             name, pconf, config.timeouts_for(name), key,
             breaker=Breaker(name, config.breaker_for(name), clock, forced=pconf.force),

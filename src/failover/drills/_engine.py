@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import os
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,7 +30,7 @@ from ._measures import (
     time_to_recover,
 )
 from ._results import DrillReport, ScenarioResult
-from ._scenarios import ANSWER, SCENARIOS, Scenario
+from ._scenarios import ANSWER, SCENARIOS, Scenario, scenario
 
 if TYPE_CHECKING:
     from failover.testing import FakeProviders
@@ -185,23 +186,34 @@ def _warm_up(run: _Run) -> None:
     run.requests = [replace(r, t_s=r.t_s - shift) for r in warm]
 
 
-def _fail_back(run: _Run, target: float, requests: int, step: Callable[[int], None]) -> None:
-    """The primary is healthy again: keep sending until it serves (and a little after,
-    to show it holds), or until it is clearly not getting its traffic back."""
+def _repair(run: _Run) -> None:
+    """Halfway: the primary heals, or (key rotation) its revoked key is replaced in the
+    environment and the config reloaded, as an operator would, without a restart."""
     primary = run.chain[0]
-    open_for = run.config.breaker_for(primary).open_for
+    if run.scenario.rotation:
+        os.environ[ROTATION_VARIABLE] = ROTATED_KEY
+        run.router.reload(run.config)
     run.healthy(primary)
     run.heal_at = run.clock() - run.t0
+
+
+def _fail_back(run: _Run, target: float, requests: int, step: Callable[[int], None]) -> None:
+    """After the repair: keep sending until the primary serves (and a little after, to
+    show it holds), or until it is clearly not getting its traffic back."""
+    primary = run.chain[0]
+    open_for = run.config.breaker_for(primary).open_for
+    _repair(run)
+    healed_at = run.heal_at or 0.0
     sent, after = len(run.measured), 0
     while True:
         record = run.send()
         run.requests.append(record)
         sent += 1
         step(sent)
-        if run.failback_at is None and record.provider == primary:
+        if run.failback_at is None and record.provider == primary and _right_key(run):
             run.failback_at = record.end_s
         after += run.failback_at is not None
-        if run.failback_at is None and record.end_s - run.heal_at > target:
+        if run.failback_at is None and record.end_s - healed_at > target:
             return
         if run.failback_at is not None and after >= 3 and sent >= requests:
             return
@@ -209,6 +221,48 @@ def _fail_back(run: _Run, target: float, requests: int, step: Callable[[int], No
         # time is enough to see the moment it is let back in.
         run.clock.sleep(run.interval if run.failback_at is not None
                         else max(run.interval, open_for / 10))
+
+
+def _right_key(run: _Run) -> bool:
+    """After a rotation, the primary's answer counts only if the new key was sent."""
+    if not run.scenario.rotation:
+        return True
+    sent = run.fake[run.chain[0]].last_request.headers.values()
+    return any(ROTATED_KEY in value for value in sent)
+
+
+#: The key-rotation drill's primary reads its key from this variable, as production would.
+ROTATION_VARIABLE = "FAILOVER_DRILL_ROTATING_KEY"
+REVOKED_KEY = "drill-key-revoked"
+ROTATED_KEY = "drill-key-rotated"
+
+
+def _rotating(config: failover.Config, route: str) -> failover.Config:
+    """The drilled config with the route's primary keyed by `ROTATION_VARIABLE`."""
+    from pydantic import SecretStr
+
+    primary = config.routes[route].chain[0]
+    keyed = config.providers[primary].model_copy(update={
+        "api_key": SecretStr("${" + ROTATION_VARIABLE + "}"), "api_keys": []})
+    return config.model_copy(update={"providers": {**config.providers, primary: keyed}})
+
+
+@contextlib.contextmanager
+def _revoked_key(scenario: Scenario) -> Iterator[None]:
+    """The revoked key in the environment for the scenario; the variable is put back
+    as it was after it."""
+    if not scenario.rotation:
+        yield
+        return
+    before = os.environ.get(ROTATION_VARIABLE)
+    os.environ[ROTATION_VARIABLE] = REVOKED_KEY
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(ROTATION_VARIABLE, None)
+        else:
+            os.environ[ROTATION_VARIABLE] = before
 
 
 def _verified(run: _Run) -> list[DrillRequest]:
@@ -235,23 +289,28 @@ def run_scenario(
         if progress:
             progress(scenario.title, min(i, requests), requests)
 
+    if scenario.rotation:
+        config = _rotating(config, route)
     router = failover.Router(config, clock=clock.fake)
-    with router, FakeProviders(clock=clock.fake) as fake:
+    with _revoked_key(scenario), router, FakeProviders(clock=clock.fake) as fake:
         run = _Run(config, route, scenario, clock, router, fake, latency_of, interval)
         router.subscribe(lambda event: run.events.append((clock() - run.t0, event.type)))
         _warm_up(run)
         run.t0 = clock()
         faulty = scenario.inject(fake, run.chain, config)
-        for i in range(requests // 2 if scenario.recovery else requests):
+        for i in range(requests // 2 if scenario.midway else requests):
             run.requests.append(run.send())
             step(i + 1)
             clock.sleep(interval)
-        target = config.breaker_for(run.chain[0]).max_open_for + FAILBACK_GRACE
-        if scenario.recovery:
+        # A healed provider is let back in once its breaker's open time is up; a rotated
+        # key is a new provider to the reload: it serves at once.
+        target = FAILBACK_GRACE if scenario.rotation else (
+            config.breaker_for(run.chain[0]).max_open_for + FAILBACK_GRACE)
+        if scenario.midway:
             _fail_back(run, target, requests, step)
         records = _verified(run)
     return _result(run, faulty, records, recovery_run,
-                   target if scenario.recovery else None)
+                   target if scenario.midway else None)
 
 
 def _result(run: _Run, faulty: list[str], records: list[DrillRequest], recovery_run: int,
@@ -296,6 +355,8 @@ def run_drill(
     """Run the scenarios (all, or those named) on every route (or those named), one
     fresh router each, on the simulated providers of the test kit; nothing is sent to
     a real provider and no real key is used."""
+    for key in scenarios or ():
+        scenario(key)  # a name that is no scenario is a KeyError listing the known ones
     picked = [s for s in SCENARIOS if scenarios is None or s.key in scenarios]
     route_names = list(routes) if routes is not None else list(config.routes)
     started = datetime.datetime.now(datetime.timezone.utc)

@@ -34,6 +34,14 @@ class Scenario:
     objectives: tuple[Objective, ...] = ("rto", "rpo")
     #: Recovery: the primary comes back halfway and must get its traffic back.
     recovery: bool = False
+    #: Security breach: the primary's key is revoked; halfway a new key is put in the
+    #: environment and picked up by a reload (no restart), and must serve at once.
+    rotation: bool = False
+
+    @property
+    def midway(self) -> bool:
+        """Something is repaired halfway (the provider heals, or the key is rotated)."""
+        return self.recovery or self.rotation
 
 
 def _primary(fault: Callable[[Any], Any]) -> Inject:
@@ -100,6 +108,10 @@ SCENARIOS: tuple[Scenario, ...] = (
              _primary(lambda p: p.malformed())),
     Scenario("revoked_key", "revoked key (401)", "the primary rejects the key with 401",
              _primary(lambda p: p.fail(401))),
+    Scenario("key_rotation", "security breach: key rotated",
+             "the primary's key is revoked (401); halfway a new key is set in the "
+             "environment and the config reloaded, without a restart",
+             _primary(lambda p: p.fail(401)), rotation=True),
     Scenario("total_outage", "total outage", "every provider of the route answers 503",
              _everyone, objectives=("rpo", "procedure")),
     Scenario("recovery", "recovery", "the primary answers 503, then comes back halfway",

@@ -36,6 +36,7 @@ from collections.abc import (
     Mapping,
 )
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import httpx2
@@ -621,6 +622,8 @@ class ProviderAdapter(ABC):
             return self._keys
         keys: list[str | None] = []
         self._missing = {}
+        if self.config.api_key_file is not None:
+            return self._key_from_file(self.config.api_key_file)
         for i, ref in enumerate(self.config.key_refs()):
             where = f"providers.{self.name}." + ("api_key" if i == 0 and
                                                  self.config.api_key else f"api_keys[{i}]")
@@ -636,6 +639,23 @@ class ProviderAdapter(ABC):
         if not self._missing:
             self._keys = keys
         return keys
+
+    def _key_from_file(self, path: str) -> list[str | None]:
+        """The key in ``api_key_file``; unreadable or empty, it is missing (and read
+        again on the next request), and the error names the file, never its content."""
+        where = f"providers.{self.name}.api_key_file"
+        try:
+            key = Path(path).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            why = getattr(exc, "strerror", None) or type(exc).__name__
+            self._missing[0] = f"{where}: cannot read {path}: {why}"
+            return [None]
+        if not key:
+            self._missing[0] = f"{where}: {path} is empty"
+            return [None]
+        register(key)
+        self._keys = [key]
+        return self._keys
 
     def missing_credentials(self) -> list[str]:
         """Each key of this provider whose ``${VAR}`` is not set, as ``path: problem``."""

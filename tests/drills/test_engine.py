@@ -1,0 +1,74 @@
+"""The drill engine from Python, on the built-in simulated providers and simulated time:
+each scenario does what its name says, and is measured as docs/drills.md defines."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from failover.cli._builtin import builtin_config
+from failover.drills import SCENARIOS, ScenarioResult, run_drill, scenario
+
+
+@pytest.fixture(scope="module")
+def results() -> dict[str, ScenarioResult]:
+    report = run_drill(builtin_config(), simulated_time=True, requests=20)
+    return {r.scenario.key: r for r in report.results}
+
+
+def test_every_scenario_runs_and_meets_the_builtin_objectives(
+    results: dict[str, ScenarioResult],
+) -> None:
+    assert set(results) == {s.key for s in SCENARIOS}
+    assert [k for k, r in results.items() if not r.met] == []
+    assert all(r.lost == 0 for r in results.values())
+
+
+def test_cascading_is_served_by_the_second_backup(results: dict[str, ScenarioResult]) -> None:
+    cascade = results["cascading"]
+    assert cascade.faulty == ["openai", "gemini"]
+    assert cascade.served_by() == {"local": 20}
+
+
+def test_a_flaky_primary_keeps_serving_most_requests(
+    results: dict[str, ScenarioResult],
+) -> None:
+    flaky = results["flaky"]
+    assert flaky.outcomes["served"] == 20  # a failed try fails over at once
+    assert 0 < flaky.served_by().get("openai", 0) < 20
+
+
+def test_slow_degradation_is_paid_in_timeouts_then_skipped(
+    results: dict[str, ScenarioResult],
+) -> None:
+    slow = results["slow_degradation"]
+    assert slow.impact.paid_timeout == 3  # until the breaker opens on them
+    assert slow.detect_s is not None and slow.events["breaker_opened"] >= 1
+    assert slow.served_by()["gemini"] > 0
+
+
+def test_a_rotated_key_serves_at_once_without_a_restart(
+    results: dict[str, ScenarioResult],
+) -> None:
+    rotation = results["key_rotation"]
+    assert rotation.failback_s is not None and rotation.failback_s < 0.1
+    assert rotation.served_by()["openai"] >= 3
+    assert "FAILOVER_DRILL_ROTATING_KEY" not in os.environ
+
+
+def test_a_total_outage_is_not_recovered_and_keeps_every_request(
+    results: dict[str, ScenarioResult],
+) -> None:
+    total = results["total_outage"]
+    assert total.recover_s is None and total.rto_met is None
+    assert total.outcomes["deferred"] == 20 and total.deferred_verified
+
+
+def test_run_drill_picks_scenarios_and_rejects_unknown_names() -> None:
+    report = run_drill(builtin_config(), simulated_time=True, requests=4,
+                       scenarios=["outage_503"])
+    assert [r.scenario.key for r in report.results] == ["outage_503"]
+    with pytest.raises(KeyError, match="unknown scenario 'nope'; known: outage_503"):
+        run_drill(builtin_config(), simulated_time=True, scenarios=["nope"])
+    assert scenario("flaky").title == "flaky primary (30%)"
