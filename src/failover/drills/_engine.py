@@ -30,7 +30,8 @@ from ._measures import (
     time_to_recover,
 )
 from ._results import DrillReport, ScenarioResult
-from ._scenarios import ANSWER, SCENARIOS, Scenario, scenario
+from ._scenarios import ANSWER, SCENARIOS, Scenario
+from ._scenarios import scenario as scenario_named
 
 if TYPE_CHECKING:
     from failover.testing import FakeProviders
@@ -356,7 +357,7 @@ def run_drill(
     fresh router each, on the simulated providers of the test kit; nothing is sent to
     a real provider and no real key is used."""
     for key in scenarios or ():
-        scenario(key)  # a name that is no scenario is a KeyError listing the known ones
+        scenario_named(key)  # a name that is no scenario is a KeyError listing the known ones
     picked = [s for s in SCENARIOS if scenarios is None or s.key in scenarios]
     route_names = list(routes) if routes is not None else list(config.routes)
     started = datetime.datetime.now(datetime.timezone.utc)
