@@ -314,3 +314,75 @@ def test_a_claim_whose_replayer_died_is_free_again_after_its_lease(tmp_path: Pat
     assert store.claim(ticket, "second") is None          # held
     time.sleep(0.3)                                        # the lease runs out (real time)
     assert store.claim(ticket, "second") is not None
+
+
+# --- backups: for when the store's file is lost ----------------------------------------------
+
+
+def _request(text: str) -> failover.Request:
+    from failover._models import build_request
+
+    return build_request(text)
+
+
+def test_a_backup_restores_what_a_deleted_store_lost(tmp_path: Path) -> None:
+    from failover._fallback import DeferredStore
+
+    store = DeferredStore(tmp_path / "deferred.sqlite")
+    kept = [store.add(_request(f"question {i}"), "all down") for i in range(3)]
+    assert store.backup(tmp_path / "backup.sqlite") == 3
+    after = store.add(_request("after the backup"), "all down")
+    (tmp_path / "deferred.sqlite").unlink()
+    # The store starts a new file on its own; the restore puts back what the backup had.
+    fresh = store.add(_request("after the loss"), "all down")
+    assert store.restore(tmp_path / "backup.sqlite") == 3
+    tickets = {r.ticket for r in store.list()}
+    assert tickets == {*kept, fresh}
+    assert after not in tickets  # deferred after the last backup: the store's real RPO
+    assert oct((tmp_path / "backup.sqlite").stat().st_mode & 0o777) == "0o600"
+    # Restoring again adds nothing: a row already there wins.
+    assert store.restore(tmp_path / "backup.sqlite") == 0
+
+
+def test_a_mirrored_store_loses_nothing_with_its_file(tmp_path: Path) -> None:
+    from failover._fallback import DeferredStore
+
+    store = DeferredStore(tmp_path / "deferred.sqlite", mirror=tmp_path / "mirror.sqlite")
+    tickets = {store.add(_request(f"q{i}"), "down") for i in range(4)}
+    (tmp_path / "deferred.sqlite").unlink()
+    assert store.restore(tmp_path / "mirror.sqlite") == 4
+    assert {r.ticket for r in store.list()} == tickets
+
+
+def test_restore_from_a_missing_backup_is_a_store_error(tmp_path: Path) -> None:
+    from failover._fallback import DeferredStore, StoreError
+
+    with pytest.raises(StoreError, match="no such file"):
+        DeferredStore(tmp_path / "d.sqlite").restore(tmp_path / "none.sqlite")
+
+
+def test_the_router_backs_up_on_its_schedule(tmp_path: Path, fake: FakeProviders) -> None:
+    config = failover.Config.from_mapping({
+        "providers": {"a": {"type": "openai", "model": "m", "api_key": "sk-a-0123456789"}},
+        "routes": {"default": {"chain": ["a"], "fallback": {"defer": True}}},
+        "deferred": {"path": str(tmp_path / "d.sqlite"),
+                     "backup": {"path": str(tmp_path / "b.sqlite"), "every": "50ms"}},
+    })
+    fake["a"].fail(503)
+    with failover.Router(config) as router:
+        with pytest.raises(failover.Deferred):
+            router.complete("keep me")
+        deadline = time.monotonic() + 5.0
+        while not (tmp_path / "b.sqlite").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)  # the backup thread runs on real time; bounded wait
+        from failover._fallback import DeferredStore
+
+        assert [r.request.messages[0].text
+                for r in DeferredStore(tmp_path / "b.sqlite").list()] == ["keep me"]
+    with failover.Router(config) as router:
+        assert router.backup_deferred(tmp_path / "manual.sqlite") == 1
+    bare = failover.Config.from_mapping({"providers": {"a": {"type": "fake", "model": "s"}},
+                                         "routes": {"default": {"chain": ["a"]}}})
+    with failover.Router(bare) as router, pytest.raises(failover.BadRequest,
+                                                         match="give a path"):
+        router.restore_deferred()

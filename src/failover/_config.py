@@ -39,6 +39,7 @@ from ._secrets import mask_url
 from ._types import Action
 
 __all__ = [
+    "BackupConfig",
     "BreakerConfig",
     "CapabilitiesConfig",
     "Config",
@@ -449,6 +450,16 @@ class TelemetryConfig(_Model):
     capture_content: bool = False
 
 
+class BackupConfig(_Model):
+    """Backups of the deferred store, for when its file is lost. ``every: 0`` writes each
+    deferral to the backup as well, before the caller gets its ticket (nothing lost with
+    one file); otherwise the router copies the store there every ``every``, and a loss
+    of the store loses what was deferred since (what ``failover drill`` measures)."""
+
+    path: str
+    every: Duration = 900.0
+
+
 class DeferredConfig(_Model):
     """The deferred-request store. A relative ``path`` is relative to the config file's
     folder (to the working directory for a config built in code)."""
@@ -460,6 +471,7 @@ class DeferredConfig(_Model):
     keep_answers: Retention = 7 * 86400.0
     #: A replayer's claim on a row; a replayer that died frees its rows after this.
     replay_lease: Period = 300.0
+    backup: BackupConfig | None = None
 
 
 EVENT_TYPES: tuple[str, ...] = get_args(EventType)
@@ -495,7 +507,15 @@ class Config(_Model):
 
     def deferred_path(self) -> Path:
         """The deferred store's file: ``deferred.path``, relative to `folder` if set."""
-        path = Path(self.deferred.path).expanduser()
+        return self._relative(self.deferred.path)
+
+    def backup_path(self) -> Path | None:
+        """``deferred.backup.path``, relative to `folder` if set; None without backups."""
+        backup = self.deferred.backup
+        return None if backup is None else self._relative(backup.path)
+
+    def _relative(self, raw: str) -> Path:
+        path = Path(raw).expanduser()
         if path.is_absolute() or self._folder is None:
             return path
         return self._folder / path

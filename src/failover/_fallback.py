@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import importlib
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -37,8 +38,11 @@ from ._models import (
 )
 from ._secrets import scrub
 
-__all__ = ["DeferredAnswer", "DeferredRecord", "DeferredState", "DeferredStore", "StoreError",
-           "load_callable", "request_from_json", "request_to_json"]
+__all__ = ["DeferredAnswer", "DeferredRecord", "DeferredState", "DeferredStore",
+           "PeriodicBackup", "StoreError", "load_callable", "request_from_json",
+           "request_to_json"]
+
+logger = logging.getLogger("failover")
 
 
 def load_callable(ref: str, where: str) -> Callable[..., Any]:
@@ -216,6 +220,8 @@ _ADDED_COLUMNS = {
     "claimed_until": "REAL", "answer": "TEXT", "answered_at": "REAL",
 }
 _COLUMNS = "ticket, route, created_at, reason, request, replays, state, answer"
+_ALL = ("ticket, route, created_at, reason, request, replays, state, claimed_by, "
+        "claimed_until, answer, answered_at")
 
 
 class DeferredStore:
@@ -225,11 +231,17 @@ class DeferredStore:
     def __init__(
         self, path: str | Path, *, lock_timeout: float = 5.0,
         keep_answers: float = 7 * 86400.0, replay_lease: float = 300.0,
+        mirror: str | Path | None = None,
     ) -> None:
         self.path = Path(path)
         self.lock_timeout = lock_timeout
         self.keep_answers = keep_answers
         self.replay_lease = replay_lease
+        #: A second store every deferral is also written to before `add` returns
+        #: (``deferred.backup.every: 0``): losing one file loses nothing.
+        self.mirror = None if mirror is None else DeferredStore(
+            mirror, lock_timeout=lock_timeout, keep_answers=keep_answers,
+            replay_lease=replay_lease)
         self._lock = threading.Lock()
         self._ready = False
 
@@ -244,6 +256,8 @@ class DeferredStore:
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
+        if self._ready and not self.path.exists():
+            self._ready = False  # the file was deleted under us: start a new one
         try:
             if not self._ready:
                 self._create()
@@ -289,15 +303,59 @@ class DeferredStore:
             conn.execute("DELETE FROM deferred WHERE 0")
 
     def add(self, request: Request, reason: str) -> str:
-        ticket = uuid.uuid4().hex
+        row = (uuid.uuid4().hex, request.route, time.time(), scrub(reason)[:2000],
+               request_to_json(request))
+        self._insert(row)
+        if self.mirror is not None:
+            self.mirror._insert(row)
+        return row[0]
+
+    def _insert(self, row: tuple[str, str, float, str, str]) -> None:
         with self._lock, self._connect() as conn:
-            conn.execute(
-                "INSERT INTO deferred (ticket, route, created_at, reason, request) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (ticket, request.route, time.time(), scrub(reason)[:2000],
-                 request_to_json(request)),
-            )
-        return ticket
+            conn.execute("INSERT INTO deferred (ticket, route, created_at, reason, request) "
+                         "VALUES (?, ?, ?, ?, ?)", row)
+
+    def backup(self, to: str | Path) -> int:
+        """A consistent copy of the store at ``to`` (owner-only; SQLite's online backup,
+        safe while others write); the number of requests it holds."""
+        self.check()  # a store never written is backed up as an empty one
+        target = DeferredStore(to, lock_timeout=self.lock_timeout)
+        target.check()
+        with self._lock, self._plain() as source, target._plain() as copy:
+            source.backup(copy)
+            return int(copy.execute("SELECT count(*) FROM deferred").fetchone()[0])
+
+    def restore(self, source: str | Path) -> int:
+        """Put back every request of the backup at ``source`` that the store lacks (a
+        row already here wins: it is as new or newer); the number put back."""
+        origin = Path(source)
+        if not origin.is_file():
+            raise StoreError(f"deferred store backup {origin}: no such file")
+        self.check()
+        with self._lock, self._plain() as conn:
+            conn.execute("ATTACH DATABASE ? AS backup", (str(origin),))
+            conn.execute("BEGIN IMMEDIATE")
+            added = conn.execute(
+                f"INSERT OR IGNORE INTO deferred ({_ALL}) SELECT {_ALL} FROM backup.deferred"
+            ).rowcount
+            conn.execute("COMMIT")
+            conn.execute("DETACH DATABASE backup")
+        return int(added)
+
+    @contextlib.contextmanager
+    def _plain(self) -> Iterator[sqlite3.Connection]:
+        """A connection outside any transaction (backup and ATTACH need one)."""
+        try:
+            conn = sqlite3.connect(self.path, timeout=self.lock_timeout,
+                                   isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(self._why(exc)) from None
+        try:
+            yield conn
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(self._why(exc)) from None
+        finally:
+            conn.close()
 
     def list(self, state: DeferredState | None = None) -> list[DeferredRecord]:
         """Every row, oldest first (only ``state``'s, if given). No file: no rows."""
@@ -365,3 +423,35 @@ def _record(row: tuple[Any, ...]) -> DeferredRecord:
         answer=DeferredAnswer(**{**answer, "tool_calls": tuple(answer["tool_calls"])})
         if answer else None,
     )
+
+
+class PeriodicBackup:
+    """A daemon thread that calls ``backup()`` every ``every()`` seconds (read each
+    time, so a reload changes it) until stopped or ``every()`` is None. A failed backup
+    is logged and tried again next time: it never touches a request."""
+
+    def __init__(self, backup: Callable[[], object], every: Callable[[], float | None]) -> None:
+        self._backup = backup
+        self._every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="failover-backup",
+                                        daemon=True)
+        self._thread.start()
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive() and not self._stop.is_set()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while True:
+            every = self._every()
+            if not every or self._stop.wait(every):
+                return
+            try:
+                self._backup()
+            except StoreError as exc:
+                logger.error("deferred store backup failed (tried again in %gs): %s",
+                             every, exc)

@@ -41,6 +41,7 @@ from ._events import Event, EventBus, EventType, Subscriber
 from ._fallback import (
     DeferredRecord,
     DeferredState,
+    PeriodicBackup,
     StoreError,
 )
 from ._health import ProviderHealth
@@ -141,6 +142,7 @@ class Router:
             logger.warning("config: %s", problem)
         self._check_store()
         self._watcher: FileWatcher | None = None
+        self._backups: PeriodicBackup | None = None
         self._stop = threading.Event()
         self._reload_lock = threading.Lock()
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
@@ -150,6 +152,7 @@ class Router:
                                     hedge_pool=self._hedge_pool)
         self._prepare(chained(self._state))
         self._sync_watcher(config)
+        self._sync_backups(config)
 
     @classmethod
     def from_file(
@@ -378,6 +381,35 @@ class Router:
         (``"pending"``, ``"replaying"``, ``"answered"``: answered rows keep their answer)."""
         return self._state.deferred.list(state)
 
+    def backup_deferred(self, to: str | os.PathLike[str] | None = None) -> int:
+        """Copy the deferred store to ``to`` (default: ``deferred.backup.path``), safely
+        while requests are deferred; returns how many requests the copy holds."""
+        return self._state.deferred.backup(self._backup_target(to, "backup_deferred"))
+
+    def restore_deferred(self, source: str | os.PathLike[str] | None = None) -> int:
+        """Put back the requests of a backup (default: ``deferred.backup.path``) that the
+        store lacks, e.g. after its file was lost; returns how many were put back."""
+        return self._state.deferred.restore(self._backup_target(source, "restore_deferred"))
+
+    def _backup_target(self, given: str | os.PathLike[str] | None, where: str) -> Path:
+        path = Path(given) if given is not None else self._state.config.backup_path()
+        if path is None:
+            raise BadRequest(f"{where}(): give a path, or set deferred.backup.path")
+        return path
+
+    def _sync_backups(self, config: Config) -> None:
+        """Back the store up every ``deferred.backup.every`` (when not 0, which mirrors
+        each write instead); a reload starts or stops it."""
+        backup = config.deferred.backup
+        wanted = backup is not None and backup.every > 0 and not self._stop.is_set()
+        running = self._backups is not None and self._backups.running
+        if wanted and not running:
+            self._backups = PeriodicBackup(self.backup_deferred, self._backup_every)
+
+    def _backup_every(self) -> float | None:
+        backup = self._state.config.deferred.backup
+        return backup.every if backup is not None and not self._stop.is_set() else None
+
     def deferred(self, ticket: str) -> DeferredRecord | None:
         """One deferred request by its ticket, with its answer once replayed."""
         return self._state.deferred.get(ticket)
@@ -546,6 +578,7 @@ class Router:
             old.retire([p for p in old.providers.values() if id(p) not in kept])
             self._prepare(chained(new_state))
             self._sync_watcher(config)
+            self._sync_backups(config)
             changed = sorted(n for n, p in new_state.providers.items()
                              if old.providers.get(n) is not p)
             self._emit("config_reloaded", None, None,
@@ -575,6 +608,8 @@ class Router:
         self._stop.set()
         if self._watcher is not None:
             self._watcher.stop()
+        if self._backups is not None:
+            self._backups.stop()
         for thread in self._preparing:
             thread.join(timeout=5.0)  # a client built after close would leak its pool
         if self._shared is not None:

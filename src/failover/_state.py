@@ -219,9 +219,10 @@ def build_state(config: Config, clock: Clock, previous: State | None,
     if problems:
         raise ConfigError(problems)
     store = config.deferred
+    mirror = config.backup_path() if store.backup and store.backup.every == 0 else None
     return State(config, providers, routes, DeferredStore(
         store_path or config.deferred_path(), lock_timeout=store.lock_timeout,
-        keep_answers=store.keep_answers, replay_lease=store.replay_lease))
+        keep_answers=store.keep_answers, replay_lease=store.replay_lease, mirror=mirror))
 
 
 def prepare(providers: Sequence[Provider], stop: threading.Event) -> None:

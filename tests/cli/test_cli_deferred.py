@@ -99,3 +99,27 @@ def test_replay_of_an_unknown_ticket_and_of_an_empty_store(
     run = cli("deferred", "replay", config_path, "--ticket", "nope")
     assert run.code == 1
     assert "no deferred request with ticket(s) nope" in run.err
+
+
+def test_backup_then_restore_after_the_store_is_lost(
+    cli: CliRunner, config_path: str, tmp_path: Path
+) -> None:
+    tickets = defer(config_path, "first", "second")
+    backup = tmp_path / "offsite" / "deferred-backup.sqlite"
+    run = cli("deferred", "backup", config_path, "--to", str(backup), "--json")
+    assert run.code == 0, run.err
+    assert json.loads(run.out)["backed_up"] == 2
+    (tmp_path / "store" / "deferred.sqlite").unlink()
+    assert "no deferred requests" in cli("deferred", "list", config_path).out
+    run = cli("deferred", "restore", config_path, "--from", str(backup))
+    assert run.code == 0 and "2 request(s) put back" in run.out
+    listed = json.loads(cli("deferred", "list", config_path, "--json").out)
+    assert sorted(e["ticket"] for e in listed["deferred"]) == sorted(tickets)
+
+
+def test_backup_without_a_path_says_what_to_set(cli: CliRunner, config_path: str) -> None:
+    run = cli("deferred", "backup", config_path)
+    assert run.code == 2
+    assert "give a path, or set deferred.backup.path" in run.err
+    run = cli("deferred", "restore", config_path, "--from", "/nonexistent/backup.sqlite")
+    assert run.code == 1 and "no such file" in run.err

@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+import failover
 from failover.cli._builtin import builtin_config
 from failover.drills import SCENARIOS, ScenarioResult, run_drill, scenario
 
@@ -72,3 +73,27 @@ def test_run_drill_picks_scenarios_and_rejects_unknown_names() -> None:
     with pytest.raises(KeyError, match="unknown scenario 'nope'; known: outage_503"):
         run_drill(builtin_config(), simulated_time=True, scenarios=["nope"])
     assert scenario("flaky").title == "flaky primary (30%)"
+
+
+def test_the_data_loss_drill_reports_what_was_lost_since_the_last_backup() -> None:
+    """Backups every 50 ms, a request every 10 ms, the store deleted at the 10th: the
+    four deferred since the last backup are lost, and the drill says so."""
+    config = failover.Config.from_mapping({
+        "providers": {"a": {"type": "fake", "model": "sim"}},
+        "routes": {"default": {"chain": ["a"], "fallback": {"defer": True}}},
+        "deferred": {"backup": {"path": "backup.sqlite", "every": "50ms"}},
+        "objectives": {"rto": "2s", "rpo": 0},
+    })
+    [result] = run_drill(config, simulated_time=True, requests=20, interval=0.01,
+                         scenarios=["data_loss"]).results
+    assert result.store_loss is not None
+    assert result.store_loss["since_last_backup_s"] == pytest.approx(0.04)
+    assert (result.store_loss["restored"], result.lost) == (6, 4)
+    assert result.outcomes["deferred"] == 16
+    assert not result.met and result.problems() == ["RPO: 4 lost > 0"]
+
+
+def test_the_builtin_mirror_loses_nothing(results: dict[str, ScenarioResult]) -> None:
+    loss = results["data_loss"].store_loss
+    assert loss is not None and loss["backup"] == "mirror" and loss["lost"] == 0
+    assert loss["restored"] == 10

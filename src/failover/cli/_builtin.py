@@ -53,6 +53,9 @@ BUILTIN_CONFIG: dict[str, Any] = {
         "timeouts": {"connect": "200ms", "request": "200ms", "first_token": "200ms",
                      "stall": "200ms"},
     },
+    # Each deferral is written to the backup too (every: 0): losing the store loses
+    # nothing, which the data-loss scenario checks.
+    "deferred": {"backup": {"path": ".failover/deferred-backup.sqlite", "every": 0}},
     "objectives": {"rto": "1s", "rpo": 0},
 }
 

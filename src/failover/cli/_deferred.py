@@ -18,13 +18,13 @@ if TYPE_CHECKING:
     from failover import Router
     from failover._fallback import DeferredRecord
 
-__all__ = ["add_parser", "run_list", "run_replay", "run_show"]
+__all__ = ["add_parser", "run_backup", "run_list", "run_replay", "run_restore", "run_show"]
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "deferred",
-        help="list or replay the requests kept for replay (fallback: defer)",
+        help="list, replay, back up or restore the requests kept for replay",
         description="Requests that no provider could serve on a route with "
         "`fallback: {defer: true}` are stored durably; list them, or replay them through "
         "the router, each exactly once (a replayed request keeps its answer for "
@@ -47,6 +47,17 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                      help="replay only this ticket (repeatable)")
     rep.add_argument("--json", action="store_true", help="machine-readable output")
     rep.set_defaults(func=run_replay)
+    back = actions.add_parser("backup", help="copy the store to its backup (or --to PATH)")
+    add_config_argument(back)
+    back.add_argument("--to", metavar="PATH", help="default: deferred.backup.path")
+    back.add_argument("--json", action="store_true", help="machine-readable output")
+    back.set_defaults(func=run_backup)
+    res = actions.add_parser("restore", help="put back what the store lacks from a backup")
+    add_config_argument(res)
+    res.add_argument("--from", dest="source", metavar="PATH",
+                     help="default: deferred.backup.path")
+    res.add_argument("--json", action="store_true", help="machine-readable output")
+    res.set_defaults(func=run_restore)
 
 
 def _fmt_age(seconds: float | None) -> str:
@@ -199,3 +210,36 @@ def run_replay(args: argparse.Namespace) -> int:
     print(f"{done} of {len(replayed)} deferred request(s) replayed"
           + (f", {len(failed)} still deferred" if failed else ""))
     return 1 if failed else 0
+
+
+def _copy(args: argparse.Namespace, restore: bool) -> int:
+    from failover import BadRequest
+
+    router = _router(args.config)
+    try:
+        copy = router.restore_deferred if restore else router.backup_deferred
+        count = copy(args.source if restore else args.to)
+    except BadRequest as err:
+        print(f"error: {str(err).split('(): ', 1)[-1]}", file=sys.stderr)
+        return 2
+    finally:
+        router.close()
+    other = (args.source if restore else args.to) or router.config.backup_path()
+    store = router.config.deferred_path()
+    if args.json:
+        key = "restored" if restore else "backed_up"
+        print(json.dumps({"config": args.config, "store": str(store), "backup": str(other),
+                          key: count}, indent=2))
+    elif restore:
+        print(f"{Style().ok_mark} {count} request(s) put back into {store} from {other}")
+    else:
+        print(f"{Style().ok_mark} {store} copied to {other}: {count} request(s)")
+    return 0
+
+
+def run_backup(args: argparse.Namespace) -> int:
+    return _copy(args, restore=False)
+
+
+def run_restore(args: argparse.Namespace) -> int:
+    return _copy(args, restore=True)

@@ -15,7 +15,7 @@ import importlib.util
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from failover.drills import DEFAULT_LATENCY, DEFAULT_RECOVERY_RUN, SCENARIOS, run_drill
 
@@ -168,9 +168,17 @@ def _paid(r: ScenarioResult) -> str:
 def _outcome_cells(r: ScenarioResult, style: Style) -> list[str]:
     counts = r.outcomes
     cells = [str(counts[k]) for k in ("served", "degraded", "deferred", "failed")]
-    if not r.deferred_verified:
-        cells[2] += style.red(" (not in store)")
     return [*cells, style.red(str(r.lost)) if r.lost else "0"]
+
+
+def _store_loss_line(loss: dict[str, Any]) -> str:
+    """What the data-loss drill found: the store's real RPO."""
+    since = loss["since_last_backup_s"]
+    when = ("no backup to restore from" if since is None else
+            "every deferral mirrored to the backup" if loss["backup"] == "mirror" else
+            f"last backup {fmt_duration(since)} before ({loss['backup']})")
+    return (f"data loss: the store was deleted at {fmt_duration(loss['deleted_at_s'])}; "
+            f"{when}; {loss['restored']} request(s) put back, {loss['lost']} lost")
 
 
 def _served_by(r: ScenarioResult) -> str:
@@ -277,6 +285,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         print()
         print(report_table(report, style))
+        for r in report.results:
+            if r.store_loss is not None:
+                print("  " + _store_loss_line(r.store_loss))
         print()
         failing = [r for r in report.results if not r.met]
         seconds = f"{report.duration_s:.1f} s" + (" (simulated time)" if args.simulated_time

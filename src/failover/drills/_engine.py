@@ -85,8 +85,11 @@ def drill_config(config: failover.Config, deferred_dir: str | None) -> failover.
         "watch": False,
     }
     if deferred_dir is not None:
-        update["deferred"] = config.deferred.model_copy(
-            update={"path": str(Path(deferred_dir) / "deferred.sqlite")})
+        backup = config.deferred.backup
+        update["deferred"] = config.deferred.model_copy(update={
+            "path": str(Path(deferred_dir) / "deferred.sqlite"),
+            "backup": None if backup is None else backup.model_copy(
+                update={"path": str(Path(deferred_dir) / "deferred-backup.sqlite")})})
     return config.model_copy(update=update)
 
 
@@ -266,6 +269,50 @@ def _revoked_key(scenario: Scenario) -> Iterator[None]:
             os.environ[ROTATION_VARIABLE] = before
 
 
+class _StoreLoss:
+    """The data-loss drill: backups on the config's schedule (on the drill's clock),
+    the store's file deleted halfway, then restored from the last backup."""
+
+    def __init__(self, run: _Run) -> None:
+        self.run = run
+        self.backup = run.config.deferred.backup
+        self.path = run.config.deferred_path()
+        self.last_backup: float | None = None
+        self.deleted_at: float | None = None
+        self.since_backup: float | None = None
+        self.restored = 0
+
+    def tick(self, i: int, requests: int) -> None:
+        now = self.run.clock() - self.run.t0
+        periodic = self.backup is not None and self.backup.every > 0
+        if periodic and (self.last_backup is None or now - self.last_backup
+                         >= self.backup.every):  # type: ignore[union-attr]
+            self.run.router.backup_deferred()
+            self.last_backup = now
+        if i == requests // 2 and self.deleted_at is None:
+            self._lose_and_restore(now)
+
+    def _lose_and_restore(self, now: float) -> None:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        self.deleted_at = now
+        mirrored = self.backup is not None and self.backup.every == 0
+        if mirrored or self.last_backup is not None:
+            self.since_backup = 0.0 if mirrored else round(now - (self.last_backup or 0.0), 4)
+        if self.backup is not None and self.run.config.backup_path() is not None:
+            with contextlib.suppress(failover.FailoverError, OSError):
+                self.restored = self.run.router.restore_deferred()
+
+    def report(self, records: list[DrillRequest]) -> dict[str, Any]:
+        mirrored = self.backup is not None and self.backup.every == 0
+        return {"backup": "none" if self.backup is None else
+                "mirror" if mirrored else f"every {self.backup.every:g} s",
+                "deleted_at_s": None if self.deleted_at is None else round(self.deleted_at, 4),
+                "restored": self.restored,
+                "since_last_backup_s": self.since_backup,
+                "lost": sum(1 for r in records if r.outcome == "lost")}
+
+
 def _verified(run: _Run) -> list[DrillRequest]:
     """Every request reported deferred, read back from the store: one that is not there
     was lost, whatever the router said."""
@@ -299,7 +346,10 @@ def run_scenario(
         _warm_up(run)
         run.t0 = clock()
         faulty = scenario.inject(fake, run.chain, config)
+        store = _StoreLoss(run) if scenario.data_loss else None
         for i in range(requests // 2 if scenario.midway else requests):
+            if store is not None:
+                store.tick(i, requests)
             run.requests.append(run.send())
             step(i + 1)
             clock.sleep(interval)
@@ -310,8 +360,9 @@ def run_scenario(
         if scenario.midway:
             _fail_back(run, target, requests, step)
         records = _verified(run)
-    return _result(run, faulty, records, recovery_run,
-                   target if scenario.midway else None)
+    result = _result(run, faulty, records, recovery_run, target if scenario.midway else None)
+    result.store_loss = None if store is None else store.report(records)
+    return result
 
 
 def _result(run: _Run, faulty: list[str], records: list[DrillRequest], recovery_run: int,
@@ -365,11 +416,15 @@ def run_drill(
     results: list[ScenarioResult] = []
     total = len(picked) * len(route_names)
     with tempfile.TemporaryDirectory(prefix="failover-drill-") as tmp:
-        drilled = drill_config(config, tmp)
         clock = DrillClock(simulated_time)
         for route in route_names:
             for scenario in picked:
                 done = len(results)
+                # Each scenario its own store (and backup): one's deferrals never count
+                # in another's.
+                folder = Path(tmp) / str(done)
+                folder.mkdir()
+                drilled = drill_config(config, str(folder))
 
                 def step(title: str, i: int, n: int, route: str = route,
                          done: int = done) -> None:

@@ -52,6 +52,9 @@ class ScenarioResult:
     failback_target: float | None = None
     events: Counter[str] = field(default_factory=Counter)
     alerts: int = 0
+    #: The data-loss drill: the backup kind, when the store was deleted, how many
+    #: requests the restore put back, and how many were lost.
+    store_loss: dict[str, Any] | None = None
 
     @property
     def measured(self) -> list[DrillRequest]:
@@ -109,7 +112,7 @@ class ScenarioResult:
                        f"recovered after {fmt(self.recover_s)} > RTO {fmt(self.rto_target)}")
         if self.lost > self.rpo_target:
             out.append(f"RPO: {self.lost} lost > {self.rpo_target}")
-        if not self.deferred_verified:
+        elif not self.deferred_verified:
             out.append("a request reported deferred is not in the store")
         if self.procedure_met is False:
             out.append(f"{self.outcomes['failed']} request(s) failed with nothing to fall "
@@ -142,6 +145,8 @@ class ScenarioResult:
                            "failback_met": self.failback_met},
             "met": self.met, "problems": self.problems(),
         }
+        if self.store_loss is not None:
+            data["store_loss"] = self.store_loss
         if timeline:
             data["heal_s"] = _r4(self.heal_s)
             data["events"] = dict(self.events)

@@ -37,6 +37,9 @@ class Scenario:
     #: Security breach: the primary's key is revoked; halfway a new key is put in the
     #: environment and picked up by a reload (no restart), and must serve at once.
     rotation: bool = False
+    #: Data loss: halfway the deferred store's file is deleted, then restored from its
+    #: last backup; what was deferred since that backup is lost (the store's real RPO).
+    data_loss: bool = False
 
     @property
     def midway(self) -> bool:
@@ -114,6 +117,10 @@ SCENARIOS: tuple[Scenario, ...] = (
              _primary(lambda p: p.fail(401)), rotation=True),
     Scenario("total_outage", "total outage", "every provider of the route answers 503",
              _everyone, objectives=("rpo", "procedure")),
+    Scenario("data_loss", "data loss: deferred store",
+             "every provider answers 503 so requests are deferred; halfway the store's "
+             "file is deleted and restored from its last backup",
+             _everyone, objectives=("rpo",), data_loss=True),
     Scenario("recovery", "recovery", "the primary answers 503, then comes back halfway",
              _primary(lambda p: p.fail(503)), recovery=True),
 )
