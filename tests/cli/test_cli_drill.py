@@ -20,7 +20,8 @@ from .conftest import CliRunner, ConfigWriter
 
 KEYS = {s.key for s in SCENARIOS}
 STABLE_KEYS = {
-    "route", "scenario", "title", "fault", "faulty", "detect_s", "recover_s", "recovery_run",
+    "route", "scenario", "title", "fault", "faulty", "detect_s", "notified_s", "recover_s",
+    "recovery_run",
     "failback_s", "sent", "served", "degraded", "deferred", "failed", "lost",
     "deferred_verified", "impact", "served_by", "alerts", "objectives", "met", "problems",
     "heal_s", "events", "requests",

@@ -97,3 +97,23 @@ def test_the_builtin_mirror_loses_nothing(results: dict[str, ScenarioResult]) ->
     loss = results["data_loss"].store_loss
     assert loss is not None and loss["backup"] == "mirror" and loss["lost"] == 0
     assert loss["restored"] == 10
+
+
+def test_an_integration_failure_is_detected_as_invalid_response_and_notified() -> None:
+    from failover.cli._builtin import BUILTIN_CONFIG
+
+    config = failover.Config.from_mapping({
+        **BUILTIN_CONFIG,
+        "notify": {"webhook": {"url": "https://hooks.drill.invalid/ops",
+                               "events": ["breaker_opened"]}},
+    })
+    [result] = run_drill(config, simulated_time=True, scenarios=["integration_failure"]
+                         ).results
+    faults = {kind for r in result.measured for kind in r.faults}
+    assert faults == {"InvalidResponse"} and result.outcomes["served"] == 20
+    assert result.notified_s is not None and result.notified_s == result.detect_s
+    assert result.alerts == result.events["breaker_opened"]
+
+
+def test_without_a_webhook_nobody_is_notified(results: dict[str, ScenarioResult]) -> None:
+    assert all(r.notified_s is None and r.alerts == 0 for r in results.values())

@@ -128,16 +128,17 @@ def report_table(report: DrillReport, style: Style) -> str:
     rows = []
     multi_route = len({r.route for r in report.results}) > 1
     for r in report.results:
-        row = [r.scenario.title, fmt_duration(r.detect_s), _recovered(r, style),
+        row = [r.scenario.title, fmt_duration(r.detect_s), fmt_duration(r.notified_s),
+               _recovered(r, style),
                _paid(r), str(r.sent), *_outcome_cells(r, style), _served_by(r),
                _verdict(r.rto_met if r.failback_met is not False else False, style),
                _verdict(r.rpo_met, style)]
         if multi_route:
             row.insert(0, r.route)
         rows.append(row)
-    headers = ["scenario", "detect", "recover", "paid timeout", "sent", "served", "degraded",
-               "deferred", "failed", "lost", "served by", "RTO", "RPO"]
-    align = "lrrrrrrrrrlll"
+    headers = ["scenario", "detect", "notified", "recover", "paid timeout", "sent", "served",
+               "degraded", "deferred", "failed", "lost", "served by", "RTO", "RPO"]
+    align = "lrrrrrrrrrrlll"
     if multi_route:
         headers.insert(0, "route")
         align = "l" + align

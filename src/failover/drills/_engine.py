@@ -127,6 +127,8 @@ class _Run:
     fake: FakeProviders
     latency: Callable[[str], float]
     interval: float = 0.0
+    #: The events the config's webhook would have sent (the drill sends none).
+    notify_events: frozenset[str] = frozenset()
     t0: float = 0.0
     requests: list[DrillRequest] = field(default_factory=list)
     events: list[tuple[float, str]] = field(default_factory=list)
@@ -161,20 +163,26 @@ def _outcome(router: failover.Router, route: str, config: failover.Config) -> Dr
     except failover.Deferred as err:
         return DrillRequest(0, 0, "deferred", error_kind="Deferred",
                             attempts=len(err.attempts), ticket=err.ticket,
-                            paid_timeout=_paid(err.attempts))
+                            paid_timeout=_paid(err.attempts), faults=_faults(err.attempts))
     except failover.FailoverError as err:
         attempts = getattr(err, "attempts", None) or []
         return DrillRequest(0, 0, "failed", error_kind=type(err).__name__,
-                            attempts=len(attempts), paid_timeout=_paid(attempts))
+                            attempts=len(attempts), paid_timeout=_paid(attempts),
+                            faults=_faults(attempts))
     except Exception as err:  # a raising fallback: raised, so the caller knows
         return DrillRequest(0, 0, "failed", error_kind=type(err).__name__)
     outcome: Outcome = "served" if reply.provider in config.providers else "degraded"
     return DrillRequest(0, 0, outcome, provider=reply.provider or None,
-                        attempts=len(reply.attempts), paid_timeout=_paid(reply.attempts))
+                        attempts=len(reply.attempts), paid_timeout=_paid(reply.attempts),
+                        faults=_faults(reply.attempts))
 
 
 def _paid(attempts: Sequence[failover.Attempt]) -> bool:
     return any(a.error_kind == "Timeout" for a in attempts)
+
+
+def _faults(attempts: Sequence[failover.Attempt]) -> tuple[str, ...]:
+    return tuple(a.error_kind for a in attempts if a.error_kind)
 
 
 def _warm_up(run: _Run) -> None:
@@ -324,10 +332,11 @@ def run_scenario(
     config: failover.Config, route: str, scenario: Scenario, *, requests: int,
     clock: DrillClock, latency: float = DEFAULT_LATENCY,
     latencies: dict[str, float] | None = None, interval: float = 0.0,
-    recovery_run: int = DEFAULT_RECOVERY_RUN,
+    recovery_run: int = DEFAULT_RECOVERY_RUN, notify_events: frozenset[str] = frozenset(),
     progress: Callable[[str, int, int], None] | None = None,
 ) -> ScenarioResult:
-    """One scenario on one route of a drilled config (see `drill_config`)."""
+    """One scenario on one route of a drilled config (see `drill_config`);
+    ``notify_events`` are what the original config's webhook sends."""
     from failover.testing import FakeProviders
 
     def latency_of(name: str) -> float:
@@ -341,7 +350,8 @@ def run_scenario(
         config = _rotating(config, route)
     router = failover.Router(config, clock=clock.fake)
     with _revoked_key(scenario), router, FakeProviders(clock=clock.fake) as fake:
-        run = _Run(config, route, scenario, clock, router, fake, latency_of, interval)
+        run = _Run(config, route, scenario, clock, router, fake, latency_of, interval,
+                   notify_events)
         router.subscribe(lambda event: run.events.append((clock() - run.t0, event.type)))
         _warm_up(run)
         run.t0 = clock()
@@ -368,8 +378,7 @@ def run_scenario(
 def _result(run: _Run, faulty: list[str], records: list[DrillRequest], recovery_run: int,
             failback_target: float | None) -> ScenarioResult:
     events = [(t, kind) for t, kind in run.events if t >= 0]
-    webhook = run.config.notify.webhook
-    alert_types = set(webhook.events) if webhook else set()
+    notified = [t for t, kind in events if kind in run.notify_events]
     return ScenarioResult(
         route=run.route, scenario=run.scenario, faulty=faulty, requests=records,
         detect_s=time_to_detect(events), recover_s=time_to_recover(records, recovery_run),
@@ -381,7 +390,8 @@ def _result(run: _Run, faulty: list[str], records: list[DrillRequest], recovery_
                     else run.failback_at - run.heal_at),
         failback_target=failback_target,
         events=Counter(kind for _, kind in events),
-        alerts=sum(1 for _, kind in events if kind in alert_types),
+        alerts=len(notified),
+        notified_s=min(notified) if notified else None,
     )
 
 
@@ -410,6 +420,8 @@ def run_drill(
     for key in scenarios or ():
         scenario_named(key)  # a name that is no scenario is a KeyError listing the known ones
     picked = [s for s in SCENARIOS if scenarios is None or s.key in scenarios]
+    webhook = config.notify.webhook
+    notify_events = frozenset(webhook.events) if webhook is not None else frozenset()
     route_names = list(routes) if routes is not None else list(config.routes)
     started = datetime.datetime.now(datetime.timezone.utc)
     wall = time.monotonic()
@@ -434,7 +446,7 @@ def run_drill(
                 result = run_scenario(
                     drilled, route, scenario, requests=requests, clock=clock,
                     latency=latency, latencies=latencies, interval=interval,
-                    recovery_run=recovery_run, progress=step)
+                    recovery_run=recovery_run, notify_events=notify_events, progress=step)
                 results.append(result)
                 if on_result:
                     on_result(result)

@@ -3,7 +3,8 @@
 All times count from the fault's onset (t = 0); warm-up requests have t < 0.
 
 - *time to detect*: onset -> the first alerting event (a breaker opened, or all
-  providers failed);
+  providers failed); *time to notify*: onset -> the first event the config's webhook
+  sends (none without a webhook: nobody is told);
 - *time to recover*: onset -> the start of the first run of K consecutive requests
   served normally (by a provider, with no attempt that paid a timeout); None ("never")
   if there is no such run in the scenario;
@@ -63,6 +64,8 @@ class DrillRequest:
     paid_timeout: bool = False
     #: The ticket of a deferred request, to read it back from the store.
     ticket: str | None = None
+    #: The error kinds of its failed attempts (how the fault showed itself).
+    faults: tuple[str, ...] = ()
 
     @property
     def end_s(self) -> float:
@@ -77,7 +80,7 @@ class DrillRequest:
         return {"t_s": round(self.t_s, 4), "latency_s": round(self.latency_s, 4),
                 "outcome": self.outcome, "provider": self.provider,
                 "error_kind": self.error_kind, "attempts": self.attempts,
-                "paid_timeout": self.paid_timeout}
+                "paid_timeout": self.paid_timeout, "faults": list(self.faults)}
 
 
 def _measured(requests: Iterable[DrillRequest]) -> list[DrillRequest]:

@@ -55,6 +55,9 @@ class ScenarioResult:
     #: The data-loss drill: the backup kind, when the store was deleted, how many
     #: requests the restore put back, and how many were lost.
     store_loss: dict[str, Any] | None = None
+    #: Onset -> the first event the config's webhook sends (None: none sent, or no
+    #: webhook configured: nobody would have been told).
+    notified_s: float | None = None
 
     @property
     def measured(self) -> list[DrillRequest]:
@@ -131,7 +134,8 @@ class ScenarioResult:
         data: dict[str, Any] = {
             "route": self.route, "scenario": self.scenario.key, "title": self.scenario.title,
             "fault": self.scenario.fault, "faulty": self.faulty,
-            "detect_s": _r4(self.detect_s), "recover_s": _r4(self.recover_s),
+            "detect_s": _r4(self.detect_s), "notified_s": _r4(self.notified_s),
+            "recover_s": _r4(self.recover_s),
             "recovery_run": self.recovery_run, "failback_s": _r4(self.failback_s),
             "sent": self.sent, **{str(k): v for k, v in self.outcomes.items()},
             "deferred_verified": self.deferred_verified,
