@@ -44,6 +44,7 @@ __all__ = [
     "CapabilitiesConfig",
     "Config",
     "DeferredConfig",
+    "DrillsConfig",
     "FakeConfig",
     "FallbackConfig",
     "HedgeConfig",
@@ -421,6 +422,15 @@ class NotifyConfig(_Model):
 class ObjectivesConfig(_Model):
     rto: Period = 2.0
     rpo: int = Field(0, ge=0, description="requests that may be lost")
+    #: Each scenario drilled at least this often, each runbook reviewed at least this
+    #: often ("test each scenario, review quarterly"): `failover plan` lists the overdue.
+    drill_every: Retention = 90 * 86400.0
+    review_every: Retention = 90 * 86400.0
+
+
+class DrillsConfig(_Model):
+    #: Drill results, one JSON line per drill, appended (relative to the config's folder).
+    history: str = ".failover/drill-history.jsonl"
 
 
 class StateConfig(_Model):
@@ -488,6 +498,7 @@ class Config(_Model):
     state: StateConfig = StateConfig()
     deferred: DeferredConfig = DeferredConfig()
     telemetry: TelemetryConfig = TelemetryConfig()
+    drills: DrillsConfig = DrillsConfig()
     watch: bool = False
     #: The folder of the file it was loaded from: where relative paths start.
     _folder: Path | None = PrivateAttr(default=None)
@@ -508,6 +519,10 @@ class Config(_Model):
     def deferred_path(self) -> Path:
         """The deferred store's file: ``deferred.path``, relative to `folder` if set."""
         return self._relative(self.deferred.path)
+
+    def history_path(self) -> Path:
+        """``drills.history``, relative to `folder` if set."""
+        return self._relative(self.drills.history)
 
     def backup_path(self) -> Path | None:
         """``deferred.backup.path``, relative to `folder` if set; None without backups."""

@@ -171,24 +171,29 @@ def test_total_outage_with_a_python_fallback_answers_every_request(
     assert total["met"] is True
 
 
-def test_drill_records_the_result_beside_the_config(
+def test_drill_appends_to_the_history_beside_the_config(
     cli: CliRunner, write_config: ConfigWriter, tmp_path: Path
 ) -> None:
     path = write_config(two_providers(fallback={"defer": True}))
     cli("drill", str(path), "--simulated-time", "--requests", "3", "--scenario", "outage_503")
     cli("drill", str(path), "--simulated-time", "--requests", "3", "--scenario", "revoked_key")
-    record = json.loads((tmp_path / ".failover" / "drills.json").read_text())
-    assert [d["scenarios"][0]["scenario"] for d in record["drills"]] == [
-        "outage_503", "revoked_key",
-    ]
-    last = record["drills"][-1]
+    history = tmp_path / ".failover" / "drill-history.jsonl"
+    drills = [json.loads(line) for line in history.read_text().splitlines()]
+    assert [d["scenarios"][0]["scenario"] for d in drills] == ["outage_503", "revoked_key"]
+    last = drills[-1]
     assert last["config_file"] == "failover.yaml"
     assert last["passed"] is True
-    assert "requests" not in last["scenarios"][0]  # the record keeps the summary only
+    assert "requests" not in last["scenarios"][0]  # the history keeps the summary only
     run = cli("drill", str(path), "--simulated-time", "--requests", "3", "--no-record",
               "--scenario", "outage_503")
     assert run.code == 0
-    assert len(json.loads((tmp_path / ".failover" / "drills.json").read_text())["drills"]) == 2
+    assert len(history.read_text().splitlines()) == 2
+    # A line cut short by a crash mid-write costs that line, not the history.
+    with history.open("a") as out:
+        out.write('{"time": "2026-')
+    from failover.drills import read_history
+
+    assert len(read_history(history)) == 2
 
 
 def test_drill_keeps_deferred_requests_out_of_the_configured_default_store(

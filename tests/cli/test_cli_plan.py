@@ -133,8 +133,10 @@ def test_plan_shows_the_last_drill(cli: CliRunner, write_config: ConfigWriter) -
     assert "Last drill " in out
     assert "| `default` | primary outage (503) |" in out
     assert "| `default` | primary outage (hang) |" in out
-    assert "the last drill missed its objectives in: `outage_hang`" in section(out, "default")
-    assert "never drilled" not in out
+    route = section(out, "default")
+    assert "failed its last drill: `outage_hang`" in route
+    assert "| primary outage (503) | " in route and "| met |" in route
+    assert "never drilled: `outage_refused`" in route  # the scenarios not run yet
 
 
 def test_plan_to_a_file_and_min_level(cli: CliRunner, write_config: ConfigWriter,
@@ -168,3 +170,80 @@ def test_a_fallback_that_cannot_be_imported_is_no_fallback(
     assert run.code == 0
     assert "the python fallback cannot run" in run.out
     assert "level 0 of 3" in run.out or "0 of 3" in run.out
+
+
+def gaps_of(text: str, route: str) -> list[str]:
+    """The bullets under "Gaps:" in a route's section of the plan."""
+    part = section(text, route).split("Gaps:\n\n", 1)
+    return [] if len(part) == 1 else [
+        line[2:] for line in part[1].split("\n\n", 1)[0].splitlines()]
+
+
+def test_plan_lists_exactly_the_gaps_of_an_untested_unowned_plan(
+    cli: CliRunner, write_config: ConfigWriter, tmp_path: Path
+) -> None:
+    """A runbook with one owner, a drill history 200 days old, a route without a manual
+    fallback: exactly those gaps, and nothing else among them."""
+    import datetime
+    import json
+
+    from failover.drills import SCENARIOS
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    (tmp_path / "docs").mkdir()
+    reviewed = (now - datetime.timedelta(days=10)).date().isoformat()
+    (tmp_path / "docs" / "runbook.md").write_text(
+        f"---\nowners: [alice]\nlast_reviewed: {reviewed}\n---\n# When the LLM is down\n")
+    path = write_config({
+        "providers": {
+            "openai": {"type": "openai", "model": "gpt-4o-mini", "api_key": "${OPENAI_API_KEY}"},
+            "claude": {"type": "anthropic", "model": "claude-haiku-4-5",
+                       "api_key": "${ANTHROPIC_API_KEY}"},
+        },
+        "routes": {
+            "default": {"chain": ["openai", "claude"],
+                        "fallback": {"runbook": "docs/runbook.md", "defer": True}},
+            "batch": {"chain": ["claude", "openai"]},
+        },
+    })
+    stale = (now - datetime.timedelta(days=200)).isoformat(timespec="seconds")
+    (tmp_path / ".failover").mkdir()
+    (tmp_path / ".failover" / "drill-history.jsonl").write_text(json.dumps({
+        "time": stale, "config_file": "failover.yaml", "passed": True,
+        "scenarios": [{"route": r, "scenario": s.key, "title": s.title, "met": True}
+                      for r in ("default", "batch") for s in SCENARIOS],
+    }) + "\n")
+    out = cli("plan", str(path)).out
+    overdue = "drill overdue (every 90 days): " + ", ".join(
+        f"`{s.key}` (200 days)" for s in SCENARIOS)
+    assert gaps_of(out, "default") == [
+        overdue,
+        "runbook `docs/runbook.md` has 1 owner(s): name at least two (`owners:` in its "
+        "front matter), so someone on call knows it",
+    ]
+    assert gaps_of(out, "batch") == [
+        "no manual fallback: when every provider is down the request fails", overdue]
+    assert "| total outage | " + stale[:10] + " | met |" in section(out, "default")
+
+
+def test_a_runbook_never_reviewed_or_reviewed_long_ago_is_a_gap(tmp_path: Path) -> None:
+    import datetime
+
+    import failover
+    from failover.cli._plan import front_matter, plan_gaps
+
+    now = datetime.datetime(2026, 12, 1, tzinfo=datetime.timezone.utc)
+    config = failover.Config.from_mapping({
+        "providers": {"a": {"type": "fake", "model": "s"}, "b": {"type": "fake", "model": "t"}},
+        "routes": {"default": {"chain": ["a", "b"], "fallback": {"runbook": "rb.md"}}},
+        "objectives": {"review_every": "30d"},
+    })
+    runbook = tmp_path / "rb.md"
+    runbook.write_text("# no front matter\n")
+    assert front_matter(runbook) is None
+    gaps = plan_gaps(config, "default", [], tmp_path, now)
+    assert "runbook `rb.md` has no `last_reviewed` date in its front matter" in gaps
+    runbook.write_text("---\nowners: [a, b]\nlast_reviewed: 2026-09-01\n---\n")
+    gaps = plan_gaps(config, "default", [], tmp_path, now)
+    assert [g for g in gaps if "runbook" in g] == [
+        "runbook `rb.md` last reviewed 91 days ago (review every 30 days)"]

@@ -17,39 +17,31 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from failover.drills import DEFAULT_LATENCY, DEFAULT_RECOVERY_RUN, SCENARIOS, run_drill
+from failover.drills import (
+    DEFAULT_LATENCY,
+    DEFAULT_RECOVERY_RUN,
+    SCENARIOS,
+    append_history,
+    run_drill,
+)
 
-from ._common import add_config_argument, load, non_negative_seconds, record_path, writable_file
+from ._common import add_config_argument, load, non_negative_seconds, writable_file
 from ._output import Style, fmt_duration, table
 
 if TYPE_CHECKING:
     import argparse
 
+    from failover import Config
     from failover.drills import DrillReport, ScenarioResult
 
 __all__ = ["add_parser", "report_table", "run", "write_record"]
 
-MAX_RECORDS = 20
-
-
 # -- the record read by `failover plan` --------------------------------------------------
 
 
-def write_record(config_path: str, report: DrillReport) -> Path:
-    path = record_path(config_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        drills = data.get("drills", []) if isinstance(data, dict) else []
-    except (OSError, ValueError):
-        drills = []
-    entry = report.as_dict(timeline=False)
-    entry["time"] = entry.pop("started")
-    entry["config_file"] = Path(config_path).name
-    drills = [*drills, entry][-MAX_RECORDS:]
-    path.write_text(json.dumps({"version": 1, "drills": drills}, indent=2) + "\n",
-                    encoding="utf-8")
-    return path
+def write_record(config: Config, config_path: str, report: DrillReport) -> Path:
+    """Append the drill to the config's history (``drills.history``), for the plan."""
+    return append_history(config.history_path(), report, config_file=Path(config_path).name)
 
 
 # -- the command -------------------------------------------------------------------------
@@ -87,7 +79,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="recovered = the first run of K requests served normally "
                    f"(default {DEFAULT_RECOVERY_RUN})")
     p.add_argument("--no-record", action="store_true",
-                   help="do not record the drill in .failover/drills.json")
+                   help="do not append the drill to the history (drills.history)")
     p.set_defaults(func=run)
 
 
@@ -279,7 +271,7 @@ def run(args: argparse.Namespace) -> int:
         draw_chart(report, args.chart)
     if args.config and not args.no_record:
         with contextlib.suppress(OSError):
-            write_record(args.config, report)
+            write_record(config, args.config, report)
 
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))

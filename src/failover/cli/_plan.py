@@ -7,9 +7,11 @@ maturity level reached and the gaps that keep it from the next one. Levels (SPEC
 2. level 1 plus automated failover to at least one backup provider;
 3. level 2 plus detection and notification (``notify.webhook``).
 
-Drills are read from ``.failover/drills.json`` beside the config (written by
-``failover drill CONFIG``): a plan that was never tested is a hope, so an undrilled or
-failing route says so.
+Drills are read from the config's drill history (``drills.history``, appended by
+``failover drill CONFIG``): a plan that was never tested is a hope, so each route lists
+its gaps: scenarios never drilled or overdue (``objectives.drill_every``), a runbook
+unreviewed (``objectives.review_every``, its front matter's ``last_reviewed``) or with
+fewer than two ``owners``, no manual fallback.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ if TYPE_CHECKING:
 
     from failover import Config
 
-__all__ = ["RouteAssessment", "add_parser", "assess", "build_plan", "load_drills", "run"]
+__all__ = ["RouteAssessment", "add_parser", "assess", "build_plan", "front_matter",
+           "load_drills", "plan_gaps", "run"]
 
 LEVELS = {
     0: "no documented manual fallback",
@@ -48,7 +51,6 @@ LEVELS = {
 }
 #: Events that tell people a route is in trouble; a webhook without them stays silent.
 ALERT_EVENTS = ("breaker_opened", "all_providers_failed", "deferred")
-STALE_DRILL_DAYS = 90
 
 
 @dataclass
@@ -59,21 +61,126 @@ class RouteAssessment:
     blocking: dict[int, list[str]] = field(default_factory=dict)
     #: Gaps that do not change the level but weaken the plan.
     advisory: list[str] = field(default_factory=list)
+    #: What keeps the plan from being tested and owned (`plan_gaps`).
+    gaps: list[str] = field(default_factory=list)
 
 
-def load_drills(config_path: str | Path) -> list[dict[str, Any]]:
-    """Recorded drills, oldest first; an unreadable record counts as none."""
-    path = record_path(config_path)
+def load_drills(config_path: str | Path, config: Config | None = None
+                ) -> list[dict[str, Any]]:
+    """Recorded drills of this config file, oldest first: its history
+    (``drills.history``), after those of the ``.failover/drills.json`` that versions
+    before the history wrote. An unreadable record counts as none."""
+    from failover.drills import read_history
+
+    name = Path(config_path).name
+    history = read_history(config.history_path(), config_file=name) if config else []
+    return _legacy_drills(config_path, name) + history
+
+
+def _legacy_drills(config_path: str | Path, name: str) -> list[dict[str, Any]]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(record_path(config_path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return []
     drills = data.get("drills") if isinstance(data, dict) else None
     if not isinstance(drills, list):
         return []
-    # Several configs may live in one directory and share the record file.
-    name = Path(config_path).name
     return [d for d in drills if isinstance(d, dict) and d.get("config_file") == name]
+
+
+def _last_drills(drills: list[dict[str, Any]], route: str) -> dict[str, tuple[str, bool]]:
+    """Per scenario key: the time of the last drill that ran it on ``route``, and
+    whether it met its objectives then."""
+    last: dict[str, tuple[str, bool]] = {}
+    for drill in drills:
+        for row in drill.get("scenarios", []):
+            if row.get("route") == route and row.get("scenario"):
+                last[row["scenario"]] = (str(drill.get("time", "")), bool(row.get("met")))
+    return last
+
+
+def front_matter(path: Path) -> dict[str, Any] | None:
+    """A Markdown runbook's YAML front matter (``owners``, ``last_reviewed``...): the
+    block between a first line ``---`` and the next; None if it has none."""
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    lines = text.splitlines()
+    if not lines or lines[0].strip() != "---":
+        return None
+    end = next((i for i, line in enumerate(lines[1:], 1) if line.strip() == "---"), None)
+    if end is None:
+        return None
+    try:
+        data = yaml.safe_load("\n".join(lines[1:end]))
+    except yaml.YAMLError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _days(seconds: float) -> int:
+    return round(seconds / 86400)
+
+
+def plan_gaps(config: Config, route_name: str, drills: list[dict[str, Any]],
+              base: Path | None, now: datetime.datetime) -> list[str]:
+    """What keeps the route's plan from being a tested, owned procedure: no manual
+    fallback, scenarios never drilled or overdue, a runbook unreviewed or with fewer
+    than two owners."""
+    route = config.routes[route_name]
+    fb = route.fallback
+    gaps = []
+    if not (fb.runbook or fb.python or fb.defer):
+        gaps.append("no manual fallback: when every provider is down the request fails")
+    gaps += _drill_gaps(config, route_name, drills, now)
+    if fb.runbook and base is not None and not _runbook_missing(fb.runbook, base):
+        gaps += _runbook_gaps(fb.runbook, front_matter(base / fb.runbook), config, now)
+    return gaps
+
+
+def _drill_gaps(config: Config, route: str, drills: list[dict[str, Any]],
+                now: datetime.datetime) -> list[str]:
+    from failover.drills import SCENARIOS
+
+    every = config.objectives.drill_every
+    last = _last_drills(drills, route)
+    never = [s.key for s in SCENARIOS if s.key not in last]
+    overdue = []
+    for key, (time, _met) in last.items():
+        when = _parse_time(time)
+        if when is not None and (now - when).total_seconds() > every:
+            overdue.append(f"`{key}` ({(now - when).days} days)")
+    gaps = []
+    if never:
+        gaps.append("never drilled: " + ", ".join(f"`{k}`" for k in never))
+    if overdue:
+        gaps.append(f"drill overdue (every {_days(every)} days): " + ", ".join(overdue))
+    failing = [key for key, (_time, met) in last.items() if not met]
+    if failing:
+        gaps.append("failed its last drill: " + ", ".join(f"`{k}`" for k in failing))
+    return gaps
+
+
+def _runbook_gaps(runbook: str, front: dict[str, Any] | None, config: Config,
+                  now: datetime.datetime) -> list[str]:
+    front = front or {}
+    owners = front.get("owners") or []
+    owners = [owners] if isinstance(owners, str) else list(owners)
+    gaps = []
+    if len(owners) < 2:
+        gaps.append(f"runbook `{runbook}` has {len(owners)} owner(s): name at least two "
+                    "(`owners:` in its front matter), so someone on call knows it")
+    reviewed = _parse_time(str(front["last_reviewed"])) if "last_reviewed" in front else None
+    every = config.objectives.review_every
+    if reviewed is None:
+        gaps.append(f"runbook `{runbook}` has no `last_reviewed` date in its front matter")
+    elif (now - reviewed).total_seconds() > every:
+        gaps.append(f"runbook `{runbook}` last reviewed {(now - reviewed).days} days ago "
+                    f"(review every {_days(every)} days)")
+    return gaps
 
 
 def _route_drill(drills: list[dict[str, Any]], route: str) -> tuple[dict[str, Any] | None,
@@ -165,22 +272,15 @@ def assess(
             out.advisory.append("every provider in the chain is the same vendor and endpoint: "
                                 "one outage takes them all down")
 
-    drill, rows = _route_drill(drills or [], route_name)
-    if drill is None:
-        out.advisory.append(f"never drilled: run `failover drill CONFIG` to time the "
-                            f"recovery of `{route_name}`")
-    else:
-        failing = [r.get("scenario", "?") for r in rows if not r.get("met", False)]
-        if failing:
-            out.advisory.append("the last drill missed its objectives in: "
-                                + ", ".join(f"`{s}`" for s in failing))
-        when = _parse_time(drill.get("time"))
-        if when is not None:
-            now = now or datetime.datetime.now(datetime.timezone.utc)
-            age = (now - when).days
-            if age > STALE_DRILL_DAYS:
-                out.advisory.append(f"the last drill is {age} days old")
+    out.gaps = plan_gaps(config, route_name, drills or [], base,
+                         now or datetime.datetime.now(datetime.timezone.utc))
     return out
+
+
+def _scenarios() -> Any:
+    from failover.drills import SCENARIOS
+
+    return SCENARIOS
 
 
 def _parse_time(value: Any) -> datetime.datetime | None:
@@ -289,6 +389,19 @@ def build_plan(
         add(f"- Runbook: {f'[{fb.runbook}]({fb.runbook})' if fb.runbook else '**none**'}.")
         if route.hedge is not None:
             add(f"- Hedging: after {route.hedge.after if isinstance(route.hedge.after, str) else fmt_duration(route.hedge.after)}.")  # noqa: E501
+        drilled = _last_drills(drills, name)
+        add("")
+        add("| Scenario | Last drilled | Result |")
+        add("|---|---|---|")
+        for scenario in _scenarios():
+            time, met = drilled.get(scenario.key, ("", False))
+            add(f"| {scenario.title} | {time[:10] or '**never**'} | "
+                f"{('met' if met else '**missed**') if time else '-'} |")
+        if a.gaps:
+            add("")
+            add("Gaps:")
+            add("")
+            out.extend(f"- {g}" for g in a.gaps)
         for level, gaps in a.blocking.items():
             add("")
             add(f"To reach level {level}:")
@@ -321,7 +434,7 @@ def build_plan(
         verdict = "passed" if last.get("passed") else "**failed**"
         clock = ", simulated time" if last.get("simulated_time") else ""
         add(f"Last drill {last.get('time', '?')}{clock}: {verdict} "
-            f"({len(drills)} drill(s) recorded in `.failover/drills.json`).")
+            f"({len(drills)} drill(s) in `{config.drills.history}`).")
         add("")
         add("| Route | Scenario | Detect | Recover | Sent | Deferred | Failed | Lost | Met |")
         add("|---|---|---|---|---|---|---|---|---|")
@@ -353,7 +466,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace) -> int:
     config = load(args.config)
-    drills = load_drills(args.config)
+    drills = load_drills(args.config, config)
     text = build_plan(config, args.config, drills=drills)
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)  # below cwd only

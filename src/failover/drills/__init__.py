@@ -18,6 +18,7 @@ engine with a table on top.
 from __future__ import annotations
 
 from ._engine import DEFAULT_LATENCY, DrillClock, drill_config, run_drill, run_scenario
+from ._history import append_history, read_history
 from ._measures import (
     ALERTING_EVENTS,
     DEFAULT_RECOVERY_RUN,
@@ -49,10 +50,12 @@ __all__ = [
     "Outcome",
     "Scenario",
     "ScenarioResult",
+    "append_history",
     "drill_config",
     "impact",
     "outcome_counts",
     "percentile",
+    "read_history",
     "rpo_met",
     "rto_met",
     "run_drill",
