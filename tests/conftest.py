@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -142,3 +142,61 @@ def app_module(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Callable[[str,
         return name
 
     return write
+
+
+# --- "real" providers for a live drill -------------------------------------------------
+
+_LIVE_ANSWERS = {
+    "anthropic": {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-x",
+                  "content": [{"type": "text", "text": "live from claude"}],
+                  "stop_reason": "end_turn", "usage": {"input_tokens": 3, "output_tokens": 4}},
+    "openai": {"id": "c1", "object": "chat.completion", "created": 1, "model": "gpt-x",
+               "choices": [{"index": 0, "finish_reason": "stop",
+                            "message": {"role": "assistant", "content": "live from openai"}}],
+               "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}},
+}
+
+
+class LiveProvider(BaseHTTPRequestHandler):
+    """A provider's API on 127.0.0.1: answers, and remembers each request's key."""
+
+    protocol_version = "HTTP/1.1"
+    seen: ClassVar[list[tuple[str, str]]] = []
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        fmt = "anthropic" if self.path.endswith("/messages") else "openai"
+        key = (self.headers.get("x-api-key")
+               or self.headers.get("authorization", "").removeprefix("Bearer "))
+        type(self).seen.append((fmt, key))
+        body = json.dumps(_LIVE_ANSWERS[fmt]).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def live_providers(serve: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """A config of two "real" providers (OpenAI and Anthropic wire formats) on one
+    loopback server that remembers each request's format and key
+    (``LiveProvider.seen``), their keys in the environment: a live drill's world."""
+    LiveProvider.seen = []
+    port = serve(LiveProvider)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-live-openai-0123456789")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-live-0123456789")
+    return {
+        "providers": {
+            "openai": {"type": "openai", "model": "gpt-x", "api_key": "${OPENAI_API_KEY}",
+                       "base_url": f"http://127.0.0.1:{port}/v1"},
+            "claude": {"type": "anthropic", "model": "claude-x",
+                       "api_key": "${ANTHROPIC_API_KEY}", "base_url": f"http://127.0.0.1:{port}"},
+        },
+        "routes": {"default": {"chain": ["openai", "claude"], "fallback": {"defer": True}}},
+        "defaults": {"breaker": {"open_for": "50ms", "max_open_for": "100ms"}},
+        "objectives": {"rto": "2s", "rpo": 0},
+    }

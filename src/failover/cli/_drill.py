@@ -23,6 +23,7 @@ from failover.drills import (
     SCENARIOS,
     append_history,
     run_drill,
+    run_live,
 )
 
 from ._common import add_config_argument, load, non_negative_seconds, writable_file
@@ -78,6 +79,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--recovery-run", type=int, default=DEFAULT_RECOVERY_RUN, metavar="K",
                    help="recovered = the first run of K requests served normally "
                    f"(default {DEFAULT_RECOVERY_RUN})")
+    p.add_argument("--live", action="store_true",
+                   help="a game day: the real providers and keys, the faults staged on the "
+                   "client side (the primary made to look down by the library itself)")
+    p.add_argument("--budget", type=int, metavar="N",
+                   help="with --live: at most N real requests in all (required)")
+    p.add_argument("--yes", action="store_true", help="with --live: do not ask to confirm")
     p.add_argument("--no-record", action="store_true",
                    help="do not append the drill to the history (drills.history)")
     p.set_defaults(func=run)
@@ -164,6 +171,39 @@ def _outcome_cells(r: ScenarioResult, style: Style) -> list[str]:
     return [*cells, style.red(str(r.lost)) if r.lost else "0"]
 
 
+def _live_allowed(args: argparse.Namespace, config: Config, builtin: bool) -> bool:
+    """A game day sends real requests: only on a config of real providers, with a
+    budget, and with the operator's yes (``--yes``, or typed at the prompt)."""
+    from failover.drills import LIVE_FAULTS
+    from failover.drills._live import describe
+
+    args.live_declined = False
+    problem = ("--live needs a CONFIG of real providers" if builtin else
+               "--live runs in real time: drop --simulated-time" if args.simulated_time else
+               "--live needs --budget N (at most N real requests)"
+               if args.budget is None or args.budget < 1 else None)
+    staged = [k for k in args.scenario or () if k not in LIVE_FAULTS]
+    if problem is None and staged:
+        problem = (f"--live cannot stage {', '.join(staged)} on the client side; it can: "
+                   f"{', '.join(LIVE_FAULTS)}")
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return False
+    if args.yes:
+        return True
+    print(f"failover drill --live will send up to {args.budget} real request(s):",
+          file=sys.stderr)
+    for line in describe(config, args.route):
+        print(f"  {line}", file=sys.stderr)
+    print("Continue? [y/N] ", end="", file=sys.stderr, flush=True)
+    answer = sys.stdin.readline().strip().lower()
+    if answer in ("y", "yes"):
+        return True
+    print("not confirmed: nothing was sent", file=sys.stderr)
+    args.live_declined = True
+    return False
+
+
 def _store_loss_line(loss: dict[str, Any]) -> str:
     """What the data-loss drill found: the store's real RPO."""
     since = loss["since_last_backup_s"]
@@ -226,6 +266,9 @@ def run(args: argparse.Namespace) -> int:
                   file=sys.stderr)
         return 2
 
+    if args.live and not _live_allowed(args, config, builtin):
+        return 2 if not args.live_declined else 1
+
     if args.chart:
         from ._chart import chart_available
 
@@ -248,7 +291,11 @@ def run(args: argparse.Namespace) -> int:
     print(file=head_stream, flush=True)
 
     progress = _ProgressLine(err_style, enabled=True)
-    report = run_drill(
+    report = run_live(
+        config, budget=args.budget, config_label=label, requests=args.requests,
+        routes=args.route, scenarios=args.scenario, recovery_run=args.recovery_run,
+        progress=progress.update, on_result=progress.finished,
+    ) if args.live else run_drill(
         config,
         config_label=label,
         builtin=builtin,
@@ -281,6 +328,9 @@ def run(args: argparse.Namespace) -> int:
         for r in report.results:
             if r.store_loss is not None:
                 print("  " + _store_loss_line(r.store_loss))
+        if report.live is not None:
+            print(f"  live: {report.live['sent']} real request(s) sent, budget "
+                  f"{report.live['budget']}")
         print()
         failing = [r for r in report.results if not r.met]
         seconds = f"{report.duration_s:.1f} s" + (" (simulated time)" if args.simulated_time

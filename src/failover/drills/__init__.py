@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from ._engine import DEFAULT_LATENCY, DrillClock, drill_config, run_drill, run_scenario
 from ._history import append_history, read_history
+from ._live import LIVE_FAULTS, LiveFaults, run_live
 from ._measures import (
     ALERTING_EVENTS,
     DEFAULT_RECOVERY_RUN,
@@ -41,12 +42,14 @@ __all__ = [
     "ALERTING_EVENTS",
     "DEFAULT_LATENCY",
     "DEFAULT_RECOVERY_RUN",
+    "LIVE_FAULTS",
     "OUTCOMES",
     "SCENARIOS",
     "DrillClock",
     "DrillReport",
     "DrillRequest",
     "Impact",
+    "LiveFaults",
     "Outcome",
     "Scenario",
     "ScenarioResult",
@@ -59,6 +62,7 @@ __all__ = [
     "rpo_met",
     "rto_met",
     "run_drill",
+    "run_live",
     "run_scenario",
     "scenario",
     "time_to_detect",

@@ -48,8 +48,10 @@ DRILL_PROMPT = "Disaster drill: summarise the incident status in one line."
 Progress = Callable[[int, int, str, str, int, int], None]
 
 
-def drill_config(config: failover.Config, deferred_dir: str | None) -> failover.Config:
-    """The config as drilled: dummy keys, in-memory state, no webhook, a temp store.
+def drill_config(config: failover.Config, deferred_dir: str | None, *,
+                 live: bool = False) -> failover.Config:
+    """The config as drilled: dummy keys (``live``: the real ones), in-memory state, no
+    webhook, a temp store.
 
     Keys are replaced because every request goes to the simulated providers (a real key
     must never be sent there, and a missing ``${VAR}`` must not stop a drill); state is
@@ -61,7 +63,7 @@ def drill_config(config: failover.Config, deferred_dir: str | None) -> failover.
     from pydantic import SecretStr
 
     dummy = SecretStr("drill-dummy-key")
-    providers = {
+    providers = config.providers if live else {  # a live drill uses the real keys
         name: p.model_copy(update={
             "api_key": dummy if p.api_key is not None or (p.type != "fake" and not p.api_keys)
             else None,
@@ -124,8 +126,10 @@ class _Run:
     scenario: Scenario
     clock: DrillClock
     router: failover.Router
-    fake: FakeProviders
-    latency: Callable[[str], float]
+    #: Make provider ``name`` healthy (the simulated answer, or no live fault).
+    heal: Callable[[str], None]
+    #: The simulated providers (None in a live drill).
+    fake: FakeProviders | None = None
     interval: float = 0.0
     #: The events the config's webhook would have sent (the drill sends none).
     notify_events: frozenset[str] = frozenset()
@@ -144,11 +148,7 @@ class _Run:
         return list(self.config.routes[self.route].chain)
 
     def healthy(self, name: str) -> None:
-        seconds = self.latency(name)
-        if seconds > 0:
-            self.fake[name].slow(seconds, text=ANSWER)
-        else:
-            self.fake[name].answer(ANSWER)
+        self.heal(name)
 
     def send(self) -> DrillRequest:
         start = self.clock()
@@ -238,6 +238,8 @@ def _fail_back(run: _Run, target: float, requests: int, step: Callable[[int], No
 def _right_key(run: _Run) -> bool:
     """After a rotation, the primary's answer counts only if the new key was sent."""
     if not run.scenario.rotation:
+        return True
+    if run.fake is None:
         return True
     sent = run.fake[run.chain[0]].last_request.headers.values()
     return any(ROTATED_KEY in value for value in sent)
@@ -339,8 +341,12 @@ def run_scenario(
     ``notify_events`` are what the original config's webhook sends."""
     from failover.testing import FakeProviders
 
-    def latency_of(name: str) -> float:
-        return _latency_for(config, name, latency, latencies)
+    def healthy(name: str) -> None:
+        seconds = _latency_for(config, name, latency, latencies)
+        if seconds > 0:
+            fake[name].slow(seconds, text=ANSWER)
+        else:
+            fake[name].answer(ANSWER)
 
     def step(i: int) -> None:
         if progress:
@@ -350,7 +356,7 @@ def run_scenario(
         config = _rotating(config, route)
     router = failover.Router(config, clock=clock.fake)
     with _revoked_key(scenario), router, FakeProviders(clock=clock.fake) as fake:
-        run = _Run(config, route, scenario, clock, router, fake, latency_of, interval,
+        run = _Run(config, route, scenario, clock, router, healthy, fake, interval,
                    notify_events)
         router.subscribe(lambda event: run.events.append((clock() - run.t0, event.type)))
         _warm_up(run)

@@ -169,6 +169,8 @@ class DrillReport:
     rto: float
     rpo: int
     results: list[ScenarioResult]
+    #: A live game day: ``{"budget": N, "sent": M}`` real requests; None when simulated.
+    live: dict[str, int] | None = None
 
     @property
     def passed(self) -> bool:
@@ -179,7 +181,7 @@ class DrillReport:
             "config": self.config, "builtin": self.builtin,
             "started": self.started.isoformat(timespec="seconds"),
             "duration_s": round(self.duration_s, 3), "requests_per_scenario": self.requests,
-            "simulated_time": self.simulated_time,
+            "simulated_time": self.simulated_time, "live": self.live,
             "objectives": {"rto_s": self.rto, "rpo": self.rpo},
             "passed": self.passed,
             "failing": [f"{r.route}/{r.scenario.key}" for r in self.results if not r.met],
