@@ -1,12 +1,20 @@
-"""Fixtures shared by the whole suite: the injected clock and the simulated providers."""
+"""Fixtures shared by the whole suite: the injected clock, the simulated providers, real
+loopback servers, and a real Redis server."""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import socket
+import subprocess
 import threading
+import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
@@ -200,3 +208,65 @@ def live_providers(serve: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any
         "defaults": {"breaker": {"open_for": "50ms", "max_open_for": "100ms"}},
         "objectives": {"rto": "2s", "rpo": 0},
     }
+
+
+# --- a real Redis server (started by .ci/run, or here) ------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A private redis-server on loopback (or FAILOVER_TEST_REDIS_URL)."""
+    given = os.environ.get("FAILOVER_TEST_REDIS_URL")
+    if given:
+        yield given
+        return
+    if shutil.which("redis-server") is None:
+        pytest.skip("no redis-server on PATH and FAILOVER_TEST_REDIS_URL unset "
+                    "(.ci/run installs and starts one)")
+    port = _free_port()
+    server = _start_redis(port, tmp_path_factory.mktemp("redis"))
+    yield f"redis://127.0.0.1:{port}/0"
+    server.terminate()
+    server.wait(5)
+
+
+def eventually(check: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
+    """Wait for a Redis message to be applied (a delivery, not a breaker's time)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.005)
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"failover-test-{uuid.uuid4().hex[:8]}"
+
+
+def _start_redis(port: int, workdir: Path) -> subprocess.Popen[bytes]:
+    binary = shutil.which("redis-server")
+    assert binary is not None, "redis-server is needed (.ci/run installs it)"
+    server = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    import redis
+
+    client = redis.Redis(port=port)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            assert time.monotonic() < deadline and server.poll() is None
+            time.sleep(0.02)
+    client.close()
+    return server

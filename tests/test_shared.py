@@ -3,49 +3,22 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import socket
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import failover
+from conftest import _free_port, _start_redis, eventually
 from failover.testing import FakeClock, FakeProviders
 
 PROVIDERS = {
     "openai": {"type": "openai", "model": "gpt-4o-mini", "api_key": "sk-test-0123456789"},
     "claude": {"type": "anthropic", "model": "claude-haiku-4-5", "api_key": "sk-ant-0123456789"},
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A private redis-server on loopback (or FAILOVER_TEST_REDIS_URL)."""
-    given = os.environ.get("FAILOVER_TEST_REDIS_URL")
-    if given:
-        yield given
-        return
-    if shutil.which("redis-server") is None:
-        pytest.skip("no redis-server on PATH and FAILOVER_TEST_REDIS_URL unset "
-                    "(.ci/run installs and starts one)")
-    port = _free_port()
-    server = _start_redis(port, tmp_path_factory.mktemp("redis"))
-    yield f"redis://127.0.0.1:{port}/0"
-    server.terminate()
-    server.wait(5)
 
 
 def shared_config(redis_url: str, prefix: str) -> failover.Config:
@@ -55,20 +28,6 @@ def shared_config(redis_url: str, prefix: str) -> failover.Config:
         "state": {"backend": "redis", "url": redis_url, "prefix": prefix},
         "telemetry": {"opentelemetry": False},
     })
-
-
-def eventually(check: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
-    """Wait for a Redis message to be applied (a delivery, not a breaker's time)."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.005)
-
-
-@pytest.fixture
-def prefix() -> str:
-    return f"failover-test-{uuid.uuid4().hex[:8]}"
 
 
 def test_one_worker_sees_the_outage_every_worker_skips_the_provider(
@@ -196,28 +155,6 @@ def test_secrets_never_reach_redis(redis_url: str, prefix: str, tmp_path: Path) 
 
 
 # --- a Redis that goes away, and peers that cannot be trusted ---------------------------
-
-
-def _start_redis(port: int, workdir: Path) -> subprocess.Popen[bytes]:
-    binary = shutil.which("redis-server")
-    assert binary is not None, "redis-server is needed (.ci/run installs it)"
-    server = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    import redis
-
-    client = redis.Redis(port=port)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            assert time.monotonic() < deadline and server.poll() is None
-            time.sleep(0.02)
-    client.close()
-    return server
 
 
 def test_a_breaker_opened_while_redis_was_down_reaches_the_others_when_it_returns(

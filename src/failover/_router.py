@@ -88,6 +88,11 @@ _ARRIVAL: dict[BreakerState, EventType] = {
 }
 
 
+#: Transitions an operator made (force-open, force-closed, reset), which every worker
+#: announces when it adopts them from the shared state.
+_OPERATOR_REASONS = frozenset({"forced", "reset"})
+
+
 class Router:
     """Send completions through a route's chain of providers, surviving their failures.
 
@@ -533,16 +538,25 @@ class Router:
         """Tell the other workers (Redis) each changed breaker's new state."""
         if self._shared is None or not transitions:
             return
-        for name in {t.provider for t in transitions}:
+        reasons = {t.provider: t.reason for t in transitions}
+        for name, reason in reasons.items():
             provider = self._state.providers.get(name)
             if provider is not None:
-                self._shared.publish(provider.breaker.snapshot())
+                self._shared.publish({**provider.breaker.snapshot(), "reason": reason})
 
     def _adopt_shared(self, name: str, snapshot: Mapping[str, Any]) -> None:
-        """Another worker's breaker transition (from the Redis subscriber thread)."""
+        """Another worker's breaker transition (from the Redis subscriber thread). An
+        operator's override (``failover force-open``...) is an event in every worker;
+        a transition the other worker saw for itself was already told by it."""
         provider = self._state.providers.get(name)
-        if provider is not None:
-            provider.breaker.restore(snapshot)
+        if provider is None:
+            return
+        old = provider.breaker.state
+        provider.breaker.restore(snapshot)
+        reason = str(snapshot.get("reason") or "")
+        if reason in _OPERATOR_REASONS and provider.breaker.state != old:
+            self._arrived(Transition(name, old, provider.breaker.state,
+                                     f"{reason} (through the shared state)", None), None)
 
     # -- reload ----------------------------------------------------------------------------------
 

@@ -93,6 +93,7 @@ class RedisBreakerSync:
             "open_for_left": left,
             "open_for": snapshot.get("open_for"),
             "consecutive_failures": snapshot.get("consecutive_failures", 0),
+            "reason": snapshot.get("reason"),
             "published_at": time.time(),
         }
 
@@ -110,6 +111,7 @@ class RedisBreakerSync:
             "open_until": None if left is None else self._clock() + left,
             "open_for": message.get("open_for"),
             "consecutive_failures": message.get("consecutive_failures", 0),
+            "reason": message.get("reason"),
         }
 
     # -- publishing (never on the caller's thread) -------------------------------------------

@@ -1,4 +1,5 @@
-"""The ``failover`` command line: check, drill, plan, health, deferred.
+"""The ``failover`` command line: check, drill, plan, health, deferred, and the
+operator's overrides (force-open, force-closed, reset).
 
 ``main(argv)`` returns the exit code instead of exiting, so tests (and other tools) can
 run it in-process. A broken config prints every problem with its path and exits 1;
@@ -17,7 +18,7 @@ __all__ = ["build_parser", "main"]
 def build_parser() -> argparse.ArgumentParser:
     from failover import __version__
 
-    from . import _check, _deferred, _drill, _health, _plan
+    from . import _check, _deferred, _drill, _health, _override, _plan
 
     parser = argparse.ArgumentParser(
         prog="failover",
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     _plan.add_parser(sub)
     _health.add_parser(sub)
     _deferred.add_parser(sub)
+    _override.add_parsers(sub)
     return parser
 
 
