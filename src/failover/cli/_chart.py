@@ -32,17 +32,32 @@ def chart_available() -> bool:
 def _panel(ax: Any, result: ScenarioResult, colours: dict[str, str], *, show_route: bool
            ) -> None:
     ms = 1000.0
+    # Instant answers on a simulated clock all start at one moment: spread them by their
+    # order instead, so the panel still shows every request.
+    times = [r.t_s for r in result.measured]
+    instant = len(times) > 1 and max(times) - min(times) < 1e-6
+    order = {id(r): i for i, r in enumerate(result.measured)}
+
+    def x(r: Any) -> float:
+        return float(order.get(id(r), -1)) if instant else r.t_s * ms
+
     for provider, colour in colours.items():
         points = [r for r in result.requests
                   if r.outcome == "served" and r.provider == provider]
         if points:
-            ax.scatter([r.t_s * ms for r in points], [r.latency_s * ms for r in points],
+            ax.scatter([x(r) for r in points], [r.latency_s * ms for r in points],
                        s=18, c=colour, marker="o", zorder=3, linewidths=0)
     for outcome, (colour, marker, size) in _MARKS.items():
         points = [r for r in result.requests if r.outcome == outcome]
         if points:
-            ax.scatter([r.t_s * ms for r in points], [r.latency_s * ms for r in points],
+            ax.scatter([x(r) for r in points], [r.latency_s * ms for r in points],
                        s=size, c=colour, marker=marker, zorder=4, linewidths=1.2)
+    if instant:
+        ax.set_xlabel("requests since the fault started (no simulated time passed)",
+                      fontsize=8)
+        _titles(ax, result, show_route)
+        _style(ax)
+        return
     ax.axvline(0, color="#d62728", linestyle="--", linewidth=1)
     if result.detect_s is not None:
         ax.axvline(result.detect_s * ms, color="#ff7f0e", linestyle=":", linewidth=1.2)
@@ -51,16 +66,26 @@ def _panel(ax: Any, result: ScenarioResult, colours: dict[str, str], *, show_rou
                    alpha=0.8)
     if result.heal_s is not None:
         ax.axvline(result.heal_s * ms, color="#1f77b4", linestyle="--", linewidth=1)
+    ax.set_xlabel("ms since the fault started", fontsize=8)
+    _titles(ax, result, show_route)
+    _style(ax)
+
+
+def _titles(ax: Any, result: ScenarioResult, show_route: bool) -> None:
+    ms = 1000.0
     verdict = "met" if result.met else "MISSED"
     recover = "never" if result.recover_s is None else f"{result.recover_s * ms:.0f} ms"
     title = f"{result.scenario.title}\nrecovered {recover}, lost {result.lost}: {verdict}"
-    if result.scenario.recovery:
+    if result.scenario.midway:
         back = "never" if result.failback_s is None else f"{result.failback_s * ms:.0f} ms"
-        title += f"\ntraffic back {back} after the primary healed"
+        repaired = "the key was rotated" if result.scenario.rotation else "the primary healed"
+        title += f"\ntraffic back {back} after {repaired}"
     if show_route:
         title = f"[{result.route}] " + title
     ax.set_title(title, fontsize=9, color="#222222" if result.met else "#d62728")
-    ax.set_xlabel("ms since the fault started", fontsize=8)
+
+
+def _style(ax: Any) -> None:
     ax.set_ylabel("latency (ms)", fontsize=8)
     ax.tick_params(labelsize=7)
     ax.set_ylim(bottom=0)

@@ -152,7 +152,7 @@ def _verdict(ok: bool | None, style: Style) -> str:
 
 def _recovered(r: ScenarioResult, style: Style) -> str:
     text = fmt_duration(r.recover_s) if r.recover_s is not None else style.red("never")
-    if r.scenario.recovery:
+    if r.scenario.midway:
         back = fmt_duration(r.failback_s) if r.failback_s is not None else style.red("never")
         text += style.dim(f" (back {back})")
     return text
