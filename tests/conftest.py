@@ -6,20 +6,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
-import subprocess
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 
 from failover.testing import FakeClock, FakeProviders
+from support import LiveProvider, free_port, start_redis
 
 
 @pytest.fixture
@@ -154,40 +151,6 @@ def app_module(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Callable[[str,
 
 # --- "real" providers for a live drill -------------------------------------------------
 
-_LIVE_ANSWERS = {
-    "anthropic": {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-x",
-                  "content": [{"type": "text", "text": "live from claude"}],
-                  "stop_reason": "end_turn", "usage": {"input_tokens": 3, "output_tokens": 4}},
-    "openai": {"id": "c1", "object": "chat.completion", "created": 1, "model": "gpt-x",
-               "choices": [{"index": 0, "finish_reason": "stop",
-                            "message": {"role": "assistant", "content": "live from openai"}}],
-               "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}},
-}
-
-
-class LiveProvider(BaseHTTPRequestHandler):
-    """A provider's API on 127.0.0.1: answers, and remembers each request's key."""
-
-    protocol_version = "HTTP/1.1"
-    seen: ClassVar[list[tuple[str, str]]] = []
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("content-length") or 0))
-        fmt = "anthropic" if self.path.endswith("/messages") else "openai"
-        key = (self.headers.get("x-api-key")
-               or self.headers.get("authorization", "").removeprefix("Bearer "))
-        type(self).seen.append((fmt, key))
-        body = json.dumps(_LIVE_ANSWERS[fmt]).encode()
-        self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def live_providers(serve: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """A config of two "real" providers (OpenAI and Anthropic wire formats) on one
@@ -213,12 +176,6 @@ def live_providers(serve: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any
 # --- a real Redis server (started by .ci/run, or here) ------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A private redis-server on loopback (or FAILOVER_TEST_REDIS_URL)."""
@@ -229,20 +186,11 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if shutil.which("redis-server") is None:
         pytest.skip("no redis-server on PATH and FAILOVER_TEST_REDIS_URL unset "
                     "(.ci/run installs and starts one)")
-    port = _free_port()
-    server = _start_redis(port, tmp_path_factory.mktemp("redis"))
+    port = free_port()
+    server = start_redis(port, tmp_path_factory.mktemp("redis"))
     yield f"redis://127.0.0.1:{port}/0"
     server.terminate()
     server.wait(5)
-
-
-def eventually(check: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
-    """Wait for a Redis message to be applied (a delivery, not a breaker's time)."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.005)
 
 
 @pytest.fixture
@@ -250,23 +198,3 @@ def prefix() -> str:
     return f"failover-test-{uuid.uuid4().hex[:8]}"
 
 
-def _start_redis(port: int, workdir: Path) -> subprocess.Popen[bytes]:
-    binary = shutil.which("redis-server")
-    assert binary is not None, "redis-server is needed (.ci/run installs it)"
-    server = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    import redis
-
-    client = redis.Redis(port=port)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            assert time.monotonic() < deadline and server.poll() is None
-            time.sleep(0.02)
-    client.close()
-    return server

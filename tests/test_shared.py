@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 import failover
-from conftest import _free_port, _start_redis, eventually
 from failover.testing import FakeClock, FakeProviders
+from support import eventually, free_port, start_redis
 
 PROVIDERS = {
     "openai": {"type": "openai", "model": "gpt-4o-mini", "api_key": "sk-test-0123456789"},
@@ -116,7 +116,7 @@ def test_another_process_opening_a_breaker_is_seen_here(redis_url: str, prefix: 
 
 def test_redis_being_down_never_touches_a_request(prefix: str,
                                                   caplog: pytest.LogCaptureFixture) -> None:
-    dead = f"redis://127.0.0.1:{_free_port()}/0"
+    dead = f"redis://127.0.0.1:{free_port()}/0"
     with FakeProviders() as fake:
         fake["openai"].fail(503)
         fake["claude"].answer("claude")
@@ -160,7 +160,7 @@ def test_secrets_never_reach_redis(redis_url: str, prefix: str, tmp_path: Path) 
 def test_a_breaker_opened_while_redis_was_down_reaches_the_others_when_it_returns(
     tmp_path: Path, prefix: str
 ) -> None:
-    port = _free_port()
+    port = free_port()
     url = f"redis://127.0.0.1:{port}/0"
     clock = FakeClock()
     server = None
@@ -172,7 +172,7 @@ def test_a_breaker_opened_while_redis_was_down_reaches_the_others_when_it_return
             for _ in range(3):                  # Redis is down: the publish fails
                 worker_a.complete("hi")
             assert worker_a.health()["openai"].state == "open"
-            server = _start_redis(port, tmp_path)
+            server = start_redis(port, tmp_path)
             worker_b = failover.Router(shared_config(url, prefix), clock=clock)
             try:
                 eventually(lambda: worker_b.health()["openai"].state == "open",
@@ -219,7 +219,7 @@ def test_an_absurd_snapshot_is_clamped_or_refused(redis_url: str, prefix: str) -
 def test_a_down_redis_logs_a_bounded_number_of_lines(
     prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    url = f"redis://127.0.0.1:{_free_port()}/0"   # nothing listens there
+    url = f"redis://127.0.0.1:{free_port()}/0"   # nothing listens there
     with caplog.at_level("ERROR", logger="failover.shared"):
         router = failover.Router(shared_config(url, prefix))
         router.force_open("openai")                  # a publish that fails too

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from conftest import LiveProvider
+from support import LiveProvider
 
 from .conftest import CliRunner, ConfigWriter
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from conftest import eventually
+from support import eventually
 
 from .conftest import CliRunner, ConfigWriter
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 import failover
-from conftest import LiveProvider
 from failover.drills import run_live
+from support import LiveProvider
 
 
 def sent(fmt: str) -> list[str]:
