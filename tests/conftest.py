@@ -3,7 +3,6 @@ loopback servers, and a real Redis server."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import threading
@@ -16,7 +15,7 @@ from typing import Any
 import pytest
 
 from failover.testing import FakeClock, FakeProviders
-from support import LiveProvider, free_port, start_redis
+from support import LiveProvider, LoopbackProvider, free_port, start_redis
 
 
 @pytest.fixture
@@ -32,40 +31,11 @@ def fake(clock: FakeClock) -> Iterator[FakeProviders]:
 
 # --- a real HTTP server on loopback ------------------------------------------------------
 
-_ANSWERS: dict[str, dict[str, Any]] = {
-    "anthropic": {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-x",
-                  "content": [{"type": "text", "text": "hi from loopback"}],
-                  "stop_reason": "end_turn", "usage": {"input_tokens": 3, "output_tokens": 4}},
-    "gemini": {"candidates": [{"content": {"role": "model",
-                                           "parts": [{"text": "hi from loopback"}]},
-                               "finishReason": "STOP"}],
-               "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 4}},
-    "openai": {"id": "c1", "object": "chat.completion", "created": 1, "model": "gpt-x",
-               "choices": [{"index": 0, "finish_reason": "stop",
-                            "message": {"role": "assistant", "content": "hi from loopback"}}],
-               "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}},
-}
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(LoopbackProvider):
     server: _LoopbackServer
 
-    def do_POST(self) -> None:
-        length = int(self.headers.get("content-length") or 0)
-        self.rfile.read(length)
+    def received(self, fmt: str, key: str) -> None:
         self.server.requests += 1
-        fmt = ("gemini" if "generateContent" in self.path
-               else "anthropic" if self.path.endswith("/messages") else "openai")
-        body = json.dumps(_ANSWERS[fmt]).encode()
-        self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
 
 
 class _LoopbackServer(ThreadingHTTPServer):

@@ -11,35 +11,43 @@ import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
-__all__ = ["LiveProvider", "eventually", "free_port", "start_redis"]
+__all__ = ["LOOPBACK_ANSWERS", "LiveProvider", "LoopbackProvider", "eventually", "free_port",
+           "start_redis"]
 
-_LIVE_ANSWERS = {
+#: What the loopback providers answer, in each wire format.
+LOOPBACK_ANSWERS: dict[str, dict[str, Any]] = {
     "anthropic": {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-x",
-                  "content": [{"type": "text", "text": "live from claude"}],
+                  "content": [{"type": "text", "text": "hi from loopback"}],
                   "stop_reason": "end_turn", "usage": {"input_tokens": 3, "output_tokens": 4}},
+    "gemini": {"candidates": [{"content": {"role": "model",
+                                           "parts": [{"text": "hi from loopback"}]},
+                               "finishReason": "STOP"}],
+               "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 4}},
     "openai": {"id": "c1", "object": "chat.completion", "created": 1, "model": "gpt-x",
                "choices": [{"index": 0, "finish_reason": "stop",
-                            "message": {"role": "assistant", "content": "live from openai"}}],
+                            "message": {"role": "assistant", "content": "hi from loopback"}}],
                "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}},
 }
 
 
-
-class LiveProvider(BaseHTTPRequestHandler):
-    """A provider's API on 127.0.0.1: answers, and remembers each request's key."""
+class LoopbackProvider(BaseHTTPRequestHandler):
+    """Every provider's API on 127.0.0.1, answering each wire format with a whole answer;
+    ``received`` is called with the request's format and key."""
 
     protocol_version = "HTTP/1.1"
-    seen: ClassVar[list[tuple[str, str]]] = []
+
+    def received(self, fmt: str, key: str) -> None:
+        pass
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("content-length") or 0))
-        fmt = "anthropic" if self.path.endswith("/messages") else "openai"
-        key = (self.headers.get("x-api-key")
-               or self.headers.get("authorization", "").removeprefix("Bearer "))
-        type(self).seen.append((fmt, key))
-        body = json.dumps(_LIVE_ANSWERS[fmt]).encode()
+        fmt = ("gemini" if "generateContent" in self.path
+               else "anthropic" if self.path.endswith("/messages") else "openai")
+        self.received(fmt, self.headers.get("x-api-key") or self.headers.get(
+            "authorization", "").removeprefix("Bearer "))
+        body = json.dumps(LOOPBACK_ANSWERS[fmt]).encode()
         self.send_response(200)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(body)))
@@ -48,6 +56,15 @@ class LiveProvider(BaseHTTPRequestHandler):
 
     def log_message(self, *args: object) -> None:
         pass
+
+
+class LiveProvider(LoopbackProvider):
+    """A "real" provider for a live drill: remembers each request's format and key."""
+
+    seen: ClassVar[list[tuple[str, str]]] = []
+
+    def received(self, fmt: str, key: str) -> None:
+        type(self).seen.append((fmt, key))
 
 
 def free_port() -> int:

@@ -90,9 +90,16 @@ def drill_config(config: failover.Config, deferred_dir: str | None, *,
         backup = config.deferred.backup
         update["deferred"] = config.deferred.model_copy(update={
             "path": str(Path(deferred_dir) / "deferred.sqlite"),
-            "backup": None if backup is None else backup.model_copy(
-                update={"path": str(Path(deferred_dir) / "deferred-backup.sqlite")})})
+            # The drill takes the periodic backups itself, on its own clock (see
+            # `_StoreLoss`): the router's real-time schedule is put out of the way.
+            "backup": None if backup is None else backup.model_copy(update={
+                "path": str(Path(deferred_dir) / "deferred-backup.sqlite"),
+                "every": backup.every and _NEVER_DURING_A_DRILL})})
     return config.model_copy(update=update)
+
+
+#: The longest period the config allows: no real-time backup fires during a drill.
+_NEVER_DURING_A_DRILL = 86400.0
 
 
 def _warmup_route(provider: str) -> str:
@@ -283,9 +290,12 @@ class _StoreLoss:
     """The data-loss drill: backups on the config's schedule (on the drill's clock),
     the store's file deleted halfway, then restored from the last backup."""
 
-    def __init__(self, run: _Run) -> None:
+    def __init__(self, run: _Run, every: float | None) -> None:
         self.run = run
         self.backup = run.config.deferred.backup
+        #: The config's own schedule (the drilled config's router has none running).
+        self.every = every if every is not None else (
+            self.backup.every if self.backup is not None else None)
         self.path = run.config.deferred_path()
         self.last_backup: float | None = None
         self.deleted_at: float | None = None
@@ -294,9 +304,8 @@ class _StoreLoss:
 
     def tick(self, i: int, requests: int) -> None:
         now = self.run.clock() - self.run.t0
-        periodic = self.backup is not None and self.backup.every > 0
-        if periodic and (self.last_backup is None or now - self.last_backup
-                         >= self.backup.every):  # type: ignore[union-attr]
+        every = self.every or 0.0
+        if every > 0 and (self.last_backup is None or now - self.last_backup >= every):
             self.run.router.backup_deferred()
             self.last_backup = now
         if i == requests // 2 and self.deleted_at is None:
@@ -306,7 +315,7 @@ class _StoreLoss:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{self.path}{suffix}").unlink(missing_ok=True)
         self.deleted_at = now
-        mirrored = self.backup is not None and self.backup.every == 0
+        mirrored = self.backup is not None and not self.every
         if mirrored or self.last_backup is not None:
             self.since_backup = 0.0 if mirrored else round(now - (self.last_backup or 0.0), 4)
         if self.backup is not None and self.run.config.backup_path() is not None:
@@ -314,9 +323,9 @@ class _StoreLoss:
                 self.restored = self.run.router.restore_deferred()
 
     def report(self, records: list[DrillRequest]) -> dict[str, Any]:
-        mirrored = self.backup is not None and self.backup.every == 0
+        mirrored = self.backup is not None and not self.every
         return {"backup": "none" if self.backup is None else
-                "mirror" if mirrored else f"every {self.backup.every:g} s",
+                "mirror" if mirrored else f"every {self.every:g} s",
                 "deleted_at_s": None if self.deleted_at is None else round(self.deleted_at, 4),
                 "restored": self.restored,
                 "since_last_backup_s": self.since_backup,
@@ -335,10 +344,12 @@ def run_scenario(
     clock: DrillClock, latency: float = DEFAULT_LATENCY,
     latencies: dict[str, float] | None = None, interval: float = 0.0,
     recovery_run: int = DEFAULT_RECOVERY_RUN, notify_events: frozenset[str] = frozenset(),
+    backup_every: float | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> ScenarioResult:
     """One scenario on one route of a drilled config (see `drill_config`);
-    ``notify_events`` are what the original config's webhook sends."""
+    ``notify_events`` are what the original config's webhook sends, ``backup_every`` its
+    ``deferred.backup.every`` (the data-loss drill follows it on the drill's clock)."""
     from failover.testing import FakeProviders
 
     def healthy(name: str) -> None:
@@ -362,7 +373,7 @@ def run_scenario(
         _warm_up(run)
         run.t0 = clock()
         faulty = scenario.inject(fake, run.chain, config)
-        store = _StoreLoss(run) if scenario.data_loss else None
+        store = _StoreLoss(run, backup_every) if scenario.data_loss else None
         for i in range(requests // 2 if scenario.midway else requests):
             if store is not None:
                 store.tick(i, requests)
@@ -428,6 +439,8 @@ def run_drill(
     picked = [s for s in SCENARIOS if scenarios is None or s.key in scenarios]
     webhook = config.notify.webhook
     notify_events = frozenset(webhook.events) if webhook is not None else frozenset()
+    backup = config.deferred.backup
+    backup_every = backup.every if backup is not None else None
     route_names = list(routes) if routes is not None else list(config.routes)
     started = datetime.datetime.now(datetime.timezone.utc)
     wall = time.monotonic()
@@ -452,7 +465,8 @@ def run_drill(
                 result = run_scenario(
                     drilled, route, scenario, requests=requests, clock=clock,
                     latency=latency, latencies=latencies, interval=interval,
-                    recovery_run=recovery_run, notify_events=notify_events, progress=step)
+                    recovery_run=recovery_run, notify_events=notify_events,
+                    backup_every=backup_every, progress=step)
                 results.append(result)
                 if on_result:
                     on_result(result)
