@@ -17,11 +17,17 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from failover.drills import DrillReport, ScenarioResult
 
-__all__ = ["chart_available", "draw_chart"]
+__all__ = ["chart_available", "draw_chart", "legend_labels", "panel_title", "positions",
+           "serving_providers"]
 
 #: How each outcome but "served" (coloured by provider) is drawn: colour, marker, size.
 _MARKS = {"degraded": ("#555555", "s", 22), "deferred": ("#ff7f0e", "D", 26),
           "failed": ("#7f7f7f", "x", 30), "lost": ("#d62728", "X", 44)}
+#: The vertical lines, in this order: where the fault started, was detected, recovered,
+#: and was repaired (healed, or the key rotated).
+_LINES: tuple[tuple[str, str, Any], ...] = (
+    ("fault starts", "#d62728", "--"), ("detected", "#ff7f0e", ":"),
+    ("recovered", "#2ca02c", "-"), ("primary healthy again", "#1f77b4", "--"))
 _PALETTE = ["#1f77b4", "#2ca02c", "#9467bd", "#17becf", "#8c564b", "#e377c2", "#bcbd22"]
 
 
@@ -29,63 +35,68 @@ def chart_available() -> bool:
     return importlib.util.find_spec("matplotlib") is not None
 
 
+def positions(result: ScenarioResult) -> tuple[dict[int, float], str]:
+    """Each request's x (by ``id``) and the axis label: ms since the fault, or, when no
+    simulated time passed at all (instant answers), the request's order, so the panel
+    shows every request instead of one point."""
+    times = [r.t_s for r in result.measured]
+    if len(times) > 1 and max(times) - min(times) < 1e-6:
+        order = {id(r): float(i) for i, r in enumerate(result.measured)}
+        return ({id(r): order.get(id(r), -1.0) for r in result.requests},
+                "requests since the fault started (no simulated time passed)")
+    return {id(r): r.t_s * 1000.0 for r in result.requests}, "ms since the fault started"
+
+
+def panel_title(result: ScenarioResult, show_route: bool = False) -> str:
+    verdict = "met" if result.met else "MISSED"
+    recover = "never" if result.recover_s is None else f"{result.recover_s * 1000:.0f} ms"
+    title = f"{result.scenario.title}\nrecovered {recover}, lost {result.lost}: {verdict}"
+    if result.scenario.midway:
+        back = "never" if result.failback_s is None else f"{result.failback_s * 1000:.0f} ms"
+        repaired = "the key was rotated" if result.scenario.rotation else "the primary healed"
+        title += f"\ntraffic back {back} after {repaired}"
+    return f"[{result.route}] {title}" if show_route else title
+
+
+def serving_providers(report: DrillReport) -> list[str]:
+    """The providers that served a request, in order of appearance (a manual fallback
+    is "degraded", never a provider)."""
+    found: list[str] = []
+    for result in report.results:
+        for r in result.requests:
+            if r.outcome == "served" and r.provider and r.provider not in found:
+                found.append(r.provider)
+    return found
+
+
+def legend_labels(report: DrillReport) -> list[str]:
+    return ([f"served by {p}" for p in serving_providers(report)] + list(_MARKS)
+            + [label for label, _colour, _style in _LINES])
+
+
 def _panel(ax: Any, result: ScenarioResult, colours: dict[str, str], *, show_route: bool
            ) -> None:
     ms = 1000.0
-    # Instant answers on a simulated clock all start at one moment: spread them by their
-    # order instead, so the panel still shows every request.
-    times = [r.t_s for r in result.measured]
-    instant = len(times) > 1 and max(times) - min(times) < 1e-6
-    order = {id(r): i for i, r in enumerate(result.measured)}
-
-    def x(r: Any) -> float:
-        return float(order.get(id(r), -1)) if instant else r.t_s * ms
-
+    x, label = positions(result)
     for provider, colour in colours.items():
         points = [r for r in result.requests
                   if r.outcome == "served" and r.provider == provider]
         if points:
-            ax.scatter([x(r) for r in points], [r.latency_s * ms for r in points],
+            ax.scatter([x[id(r)] for r in points], [r.latency_s * ms for r in points],
                        s=18, c=colour, marker="o", zorder=3, linewidths=0)
     for outcome, (colour, marker, size) in _MARKS.items():
         points = [r for r in result.requests if r.outcome == outcome]
         if points:
-            ax.scatter([x(r) for r in points], [r.latency_s * ms for r in points],
+            ax.scatter([x[id(r)] for r in points], [r.latency_s * ms for r in points],
                        s=size, c=colour, marker=marker, zorder=4, linewidths=1.2)
-    if instant:
-        ax.set_xlabel("requests since the fault started (no simulated time passed)",
-                      fontsize=8)
-        _titles(ax, result, show_route)
-        _style(ax)
-        return
-    ax.axvline(0, color="#d62728", linestyle="--", linewidth=1)
-    if result.detect_s is not None:
-        ax.axvline(result.detect_s * ms, color="#ff7f0e", linestyle=":", linewidth=1.2)
-    if result.recover_s is not None:
-        ax.axvline(result.recover_s * ms, color="#2ca02c", linestyle="-", linewidth=1.2,
-                   alpha=0.8)
-    if result.heal_s is not None:
-        ax.axvline(result.heal_s * ms, color="#1f77b4", linestyle="--", linewidth=1)
-    ax.set_xlabel("ms since the fault started", fontsize=8)
-    _titles(ax, result, show_route)
-    _style(ax)
-
-
-def _titles(ax: Any, result: ScenarioResult, show_route: bool) -> None:
-    ms = 1000.0
-    verdict = "met" if result.met else "MISSED"
-    recover = "never" if result.recover_s is None else f"{result.recover_s * ms:.0f} ms"
-    title = f"{result.scenario.title}\nrecovered {recover}, lost {result.lost}: {verdict}"
-    if result.scenario.midway:
-        back = "never" if result.failback_s is None else f"{result.failback_s * ms:.0f} ms"
-        repaired = "the key was rotated" if result.scenario.rotation else "the primary healed"
-        title += f"\ntraffic back {back} after {repaired}"
-    if show_route:
-        title = f"[{result.route}] " + title
-    ax.set_title(title, fontsize=9, color="#222222" if result.met else "#d62728")
-
-
-def _style(ax: Any) -> None:
+    if label.startswith("ms"):  # the marks are times: where the definitions put them
+        marks = (0.0, result.detect_s, result.recover_s, result.heal_s)
+        for at, (_label, colour, style) in zip(marks, _LINES, strict=True):
+            if at is not None:
+                ax.axvline(at * ms, color=colour, linestyle=style, linewidth=1.1)
+    ax.set_xlabel(label, fontsize=8)
+    ax.set_title(panel_title(result, show_route), fontsize=9,
+                 color="#222222" if result.met else "#d62728")
     ax.set_ylabel("latency (ms)", fontsize=8)
     ax.tick_params(labelsize=7)
     ax.set_ylim(bottom=0)
@@ -100,12 +111,7 @@ def draw_chart(report: DrillReport, path: str) -> None:
     from matplotlib.lines import Line2D
 
     results = report.results
-    providers: list[str] = []
-    for result in results:
-        for record in result.requests:
-            if record.outcome == "served" and record.provider and (
-                    record.provider not in providers):
-                providers.append(record.provider)
+    providers = serving_providers(report)
     colours = {p: _PALETTE[i % len(_PALETTE)] for i, p in enumerate(providers)}
 
     cols = min(4, max(1, len(results)))
@@ -117,16 +123,12 @@ def draw_chart(report: DrillReport, path: str) -> None:
     for ax in list(axes.flat)[len(results):]:
         ax.axis("off")
 
-    handles = [Line2D([], [], marker="o", linestyle="", color=c, label=f"served by {p}")
-               for p, c in colours.items()]
+    handles = [Line2D([], [], marker="o", linestyle="", color=colours[p],
+                      label=f"served by {p}") for p in providers]
     handles += [Line2D([], [], marker=marker, linestyle="", color=colour, label=outcome)
                 for outcome, (colour, marker, _size) in _MARKS.items()]
-    handles += [
-        Line2D([], [], color="#d62728", linestyle="--", label="fault starts"),
-        Line2D([], [], color="#ff7f0e", linestyle=":", label="detected"),
-        Line2D([], [], color="#2ca02c", label="recovered"),
-        Line2D([], [], color="#1f77b4", linestyle="--", label="primary healthy again"),
-    ]
+    handles += [Line2D([], [], color=colour, linestyle=style, label=label)
+                for label, colour, style in _LINES]
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=8,
                frameon=False)
     verdict = "all objectives met" if report.passed else "objectives MISSED"
