@@ -23,6 +23,7 @@ import yaml
 
 import failover
 from failover.testing import FakeClock, FakeProviders
+from support import eventually
 
 if TYPE_CHECKING:
     from conftest import Loopback
@@ -372,13 +373,15 @@ def test_the_router_backs_up_on_its_schedule(tmp_path: Path, fake: FakeProviders
     with failover.Router(config) as router:
         with pytest.raises(failover.Deferred):
             router.complete("keep me")
-        deadline = time.monotonic() + 5.0
-        while not (tmp_path / "b.sqlite").exists() and time.monotonic() < deadline:
-            time.sleep(0.01)  # the backup thread runs on real time; bounded wait
         from failover._fallback import DeferredStore
 
-        assert [r.request.messages[0].text
-                for r in DeferredStore(tmp_path / "b.sqlite").list()] == ["keep me"]
+        def backed_up() -> list[str]:
+            return [r.request.messages[0].text
+                    for r in DeferredStore(tmp_path / "b.sqlite").list()]
+
+        # The backup thread runs on real time: wait (bounded) for the copy that holds it.
+        eventually(lambda: backed_up() == ["keep me"], "the scheduled backup")
+        assert not (tmp_path / "b.sqlite.partial").exists()
     with failover.Router(config) as router:
         assert router.backup_deferred(tmp_path / "manual.sqlite") == 1
     bare = failover.Config.from_mapping({"providers": {"a": {"type": "fake", "model": "s"}},

@@ -319,11 +319,21 @@ class DeferredStore:
         """A consistent copy of the store at ``to`` (owner-only; SQLite's online backup,
         safe while others write); the number of requests it holds."""
         self.check()  # a store never written is backed up as an empty one
-        target = DeferredStore(to, lock_timeout=self.lock_timeout)
+        final = Path(to)
+        # Written beside the target, then renamed over it: a reader (or a restore) never
+        # sees half a backup, and a failed one leaves the last good one in place.
+        target = DeferredStore(final.with_name(final.name + ".partial"),
+                               lock_timeout=self.lock_timeout)
+        target.path.unlink(missing_ok=True)
         target.check()
         with self._lock, self._plain() as source, target._plain() as copy:
             source.backup(copy)
-            return int(copy.execute("SELECT count(*) FROM deferred").fetchone()[0])
+            count = int(copy.execute("SELECT count(*) FROM deferred").fetchone()[0])
+        try:
+            os.replace(target.path, final)
+        except OSError as exc:
+            raise StoreError(f"deferred store backup {final}: {exc.strerror}") from None
+        return count
 
     def restore(self, source: str | Path) -> int:
         """Put back every request of the backup at ``source`` that the store lacks (a
