@@ -25,8 +25,7 @@ router.subscribe(lambda e: print("event", e.type, e.provider, e.data.get("reason
                                  flush=True))
 print("ready", flush=True)
 seen = None
-deadline = time.monotonic() + 30
-while time.monotonic() < deadline and not sys.stdin.closed:
+while True:  # until the test kills it
     state = router.health()["openai"].state
     if state != seen:
         print("state", state, flush=True)
@@ -94,9 +93,10 @@ def test_force_open_reaches_every_running_worker_and_health_shows_it(
     assert run.code == 0, run.err
     assert "openai: forced_open on every worker" in run.out
     for worker in running:
-        eventually(lambda w=worker: w.saw("state forced_open"), "the worker's breaker")
+        eventually(lambda w=worker: w.saw("state forced_open"), "the worker's breaker", 15)
         eventually(lambda w=worker: w.saw("event breaker_opened openai forced "
-                                          "(through the shared state)"), "the worker's event")
+                                          "(through the shared state)"), "the worker's event",
+                   15)
     health = cli("health", str(path), "--json")
     assert health.code == 1  # a provider every worker skips
     shared = json.loads(health.out)
@@ -106,8 +106,9 @@ def test_force_open_reaches_every_running_worker_and_health_shows_it(
     assert "forced_open" in cli("health", str(path)).out
     assert cli("reset", "openai", str(path)).code == 0
     for worker in running:
-        eventually(lambda w=worker: w.lines[-1] == "state closed" or w.saw(
-            "event breaker_closed openai reset (through the shared state)"), "the reset")
+        eventually(lambda w=worker: w.saw(
+            "event breaker_closed openai reset (through the shared state)"), "the reset", 15)
+        eventually(lambda w=worker: w.lines[-1] == "state closed", "the closed breaker", 15)
 
 
 def test_an_open_breaker_shows_when_it_ends_in_wall_clock_time(

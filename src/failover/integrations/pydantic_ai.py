@@ -37,6 +37,7 @@ from pydantic_ai.exceptions import (
 )
 from pydantic_ai.messages import (
     BinaryContent,
+    FinishReason,
     ImageUrl,
     ModelMessage,
     ModelRequest,
@@ -62,8 +63,9 @@ if TYPE_CHECKING:
 
 __all__ = ["FailoverModel"]
 
-_FINISH = {"stop": "stop", "length": "length", "tool_calls": "tool_call",
-           "content_filter": "content_filter"}
+_FINISH: dict[str, FinishReason] = {"stop": "stop", "length": "length",
+                                    "tool_calls": "tool_call",
+                                    "content_filter": "content_filter"}
 _SETTINGS = (("max_tokens", "max_tokens"), ("temperature", "temperature"),
              ("top_p", "top_p"), ("stop_sequences", "stop"), ("timeout", "timeout"))
 
@@ -213,7 +215,7 @@ def _model_response(reply: Response, route: str) -> ModelResponse:
         parts=parts, model_name=reply.model or route, provider_name=reply.provider,
         usage=RequestUsage(input_tokens=reply.usage.input_tokens,
                            output_tokens=reply.usage.output_tokens),
-        finish_reason=_FINISH.get(reply.finish_reason),  # type: ignore[arg-type]
+        finish_reason=_FINISH.get(reply.finish_reason),
         provider_details={"failover_route": route, "failover_provider": reply.provider,
                           "failover_attempts": len(reply.attempts)},
     )
@@ -262,7 +264,7 @@ class _FailoverStream(StreamedResponse):
             self._model, self._provider = reply.model, reply.provider
             self._usage = RequestUsage(input_tokens=reply.usage.input_tokens,
                                        output_tokens=reply.usage.output_tokens)
-            self.finish_reason = _FINISH.get(reply.finish_reason)  # type: ignore[assignment]
+            self.finish_reason = _FINISH.get(reply.finish_reason)
 
     async def close_stream(self) -> None:
         await self._events.aclose()  # type: ignore[attr-defined]
