@@ -186,6 +186,36 @@ def test_a_breaker_opened_while_redis_was_down_reaches_the_others_when_it_return
                 server.wait(5)
 
 
+def test_a_worker_that_lost_touch_never_overwrites_what_changed_meanwhile(
+    tmp_path: Path, prefix: str
+) -> None:
+    """Worker A starts while Redis is down; Redis comes back; an operator force-opens a
+    provider through worker B. When A gets back in touch it must take B's state, not
+    republish its own stale "closed" over it (it has no transition of its own to tell)."""
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    worker_a = failover.Router(shared_config(url, prefix))   # Redis is down: out of touch
+    server = None
+    try:
+        time.sleep(1.0)  # let A's subscriber fail and back off (0.5 s, then 1 s, 2 s ...)
+        server = start_redis(port, tmp_path)
+        worker_b = failover.Router(shared_config(url, prefix))
+        try:
+            worker_b.force_open("openai")
+            eventually(lambda: worker_a.health()["openai"].state == "forced_open",
+                       "worker A to take the operator's change when back in touch",
+                       timeout=20)
+            time.sleep(0.5)  # anything A would (wrongly) republish has reached B by now
+            assert worker_b.health()["openai"].state == "forced_open"
+        finally:
+            worker_b.close()
+    finally:
+        worker_a.close()
+        if server is not None:
+            server.terminate()
+            server.wait(5)
+
+
 def test_an_absurd_snapshot_is_clamped_or_refused(redis_url: str, prefix: str) -> None:
     import redis
 

@@ -14,8 +14,9 @@ only make larger (the period shorter), and the breaker clamps what it adopts to 
 
 Redis being slow or down never touches a request: publishing goes through a bounded
 queue on its own thread and the workers carry on with their own breakers. When Redis is
-back, each worker republishes its current states and re-reads the others', so a
-transition made during the outage still reaches every worker. Connection errors are
+back, each worker republishes the transitions it could not send and re-reads the
+others', so a transition made during the outage still reaches every worker, and a
+worker that merely lost touch never overwrites what others changed meanwhile. Connection errors are
 logged once, then summarised at most once a minute, not several times a second.
 """
 
@@ -73,6 +74,8 @@ class RedisBreakerSync:
         self._local = local
         self._providers: list[str] = []
         self._out_of_touch = False
+        #: Providers whose last transition could not be published (Redis was down).
+        self._unsent: set[str] = set()
         self._errors = _ErrorLog(logger)
         self._redis: Any = redis.Redis.from_url(
             url, socket_timeout=1.0, socket_connect_timeout=1.0, health_check_interval=10)
@@ -134,7 +137,8 @@ class RedisBreakerSync:
                 pipe.publish(self.channel, payload)
                 pipe.execute()
             except Exception as exc:
-                self._out_of_touch = True  # republish everything once Redis is back
+                self._out_of_touch = True  # republish it once Redis is back
+                self._unsent.add(item["provider"])
                 self._errors.failed(f"cannot publish to Redis at {self._where}", exc)
             else:
                 self._errors.ok(f"Redis at {self._where}")
@@ -173,9 +177,13 @@ class RedisBreakerSync:
                 self._adopt(raw)
 
     def resync(self) -> None:
-        """After an outage: tell the others our states, then take in theirs."""
+        """After an outage: tell the others the transitions we could not send, then take
+        in theirs. Only those: republishing every local state would overwrite, with a
+        stale "closed", what another worker or an operator changed meanwhile."""
+        unsent, self._unsent = self._unsent, set()
         for snapshot in self._local():
-            self.publish(snapshot)
+            if snapshot["provider"] in unsent:
+                self.publish(snapshot)
         self._out_of_touch = False
         self.load(self._providers)
 
