@@ -13,8 +13,17 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, ClassVar
 
-__all__ = ["LOOPBACK_ANSWERS", "LiveProvider", "LoopbackProvider", "eventually", "free_port",
-           "start_redis"]
+__all__ = ["LOOPBACK_ANSWERS", "PROVIDERS", "LiveProvider", "LoopbackProvider", "eventually",
+           "free_port", "start_redis"]
+
+#: One provider of each type, with test keys, as most router tests configure them.
+PROVIDERS = {
+    "openai": {"type": "openai", "model": "gpt-4o-mini", "api_key": "sk-test-openai-0123456789"},
+    "claude": {"type": "anthropic", "model": "claude-haiku-4-5",
+               "api_key": "sk-ant-test-0123456789"},
+    "gemini": {"type": "gemini", "model": "gemini-2.5-flash", "api_key": "AIzaTest0123456789abc"},
+}
+
 
 #: What the loopback providers answer, in each wire format.
 LOOPBACK_ANSWERS: dict[str, dict[str, Any]] = {

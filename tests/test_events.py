@@ -13,13 +13,7 @@ import pytest
 
 import failover
 from failover.testing import FakeClock, FakeProviders
-
-PROVIDERS = {
-    "openai": {"type": "openai", "model": "gpt-4o-mini", "api_key": "sk-test-openai-0123456789"},
-    "claude": {"type": "anthropic", "model": "claude-haiku-4-5",
-               "api_key": "sk-ant-test-0123456789"},
-    "gemini": {"type": "gemini", "model": "gemini-2.5-flash", "api_key": "AIzaTest0123456789abc"},
-}
+from support import PROVIDERS
 
 
 def make_config() -> failover.Config:

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -157,63 +158,65 @@ def test_secrets_never_reach_redis(redis_url: str, prefix: str, tmp_path: Path) 
 # --- a Redis that goes away, and peers that cannot be trusted ---------------------------
 
 
+class RedisLater:
+    """A Redis server that is down until `start` is called: ``url`` works either way."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._workdir = workdir
+        self._server: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self._server = start_redis(self.port, self._workdir)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.terminate()
+            self._server.wait(5)
+
+
+@pytest.fixture
+def redis_later(tmp_path: Path) -> Iterator[RedisLater]:
+    later = RedisLater(tmp_path)
+    yield later
+    later.stop()
+
+
 def test_a_breaker_opened_while_redis_was_down_reaches_the_others_when_it_returns(
-    tmp_path: Path, prefix: str
+    redis_later: RedisLater, prefix: str
 ) -> None:
-    port = free_port()
-    url = f"redis://127.0.0.1:{port}/0"
     clock = FakeClock()
-    server = None
-    with FakeProviders(clock=clock) as fake:
+    config = shared_config(redis_later.url, prefix)
+    with FakeProviders(clock=clock) as fake, failover.Router(config, clock=clock) as worker_a:
         fake["openai"].fail(503)
         fake["claude"].answer("claude")
-        worker_a = failover.Router(shared_config(url, prefix), clock=clock)
-        try:
-            for _ in range(3):                  # Redis is down: the publish fails
-                worker_a.complete("hi")
-            assert worker_a.health()["openai"].state == "open"
-            server = start_redis(port, tmp_path)
-            worker_b = failover.Router(shared_config(url, prefix), clock=clock)
-            try:
-                eventually(lambda: worker_b.health()["openai"].state == "open",
-                           "the state made during the outage to reach worker B", timeout=20)
-            finally:
-                worker_b.close()
-        finally:
-            worker_a.close()
-            if server is not None:
-                server.terminate()
-                server.wait(5)
+        for _ in range(3):                  # Redis is down: the publish fails
+            worker_a.complete("hi")
+        assert worker_a.health()["openai"].state == "open"
+        redis_later.start()
+        with failover.Router(config, clock=clock) as worker_b:
+            eventually(lambda: worker_b.health()["openai"].state == "open",
+                       "the state made during the outage to reach worker B", timeout=20)
 
 
 def test_a_worker_that_lost_touch_never_overwrites_what_changed_meanwhile(
-    tmp_path: Path, prefix: str
+    redis_later: RedisLater, prefix: str
 ) -> None:
     """Worker A starts while Redis is down; Redis comes back; an operator force-opens a
     provider through worker B. When A gets back in touch it must take B's state, not
     republish its own stale "closed" over it (it has no transition of its own to tell)."""
-    port = free_port()
-    url = f"redis://127.0.0.1:{port}/0"
-    worker_a = failover.Router(shared_config(url, prefix))   # Redis is down: out of touch
-    server = None
-    try:
+    config = shared_config(redis_later.url, prefix)
+    with failover.Router(config) as worker_a:          # Redis is down: out of touch
         time.sleep(1.0)  # let A's subscriber fail and back off (0.5 s, then 1 s, 2 s ...)
-        server = start_redis(port, tmp_path)
-        worker_b = failover.Router(shared_config(url, prefix))
-        try:
+        redis_later.start()
+        with failover.Router(config) as worker_b:
             worker_b.force_open("openai")
             eventually(lambda: worker_a.health()["openai"].state == "forced_open",
                        "worker A to take the operator's change when back in touch",
                        timeout=20)
             time.sleep(0.5)  # anything A would (wrongly) republish has reached B by now
             assert worker_b.health()["openai"].state == "forced_open"
-        finally:
-            worker_b.close()
-    finally:
-        worker_a.close()
-        if server is not None:
-            server.terminate()
-            server.wait(5)
 
 
 def test_an_absurd_snapshot_is_clamped_or_refused(redis_url: str, prefix: str) -> None:

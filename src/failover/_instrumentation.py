@@ -66,8 +66,9 @@ class ProviderView:
 @dataclass(frozen=True, slots=True)
 class RequestRecord:
     """How one request went. ``started_at`` is epoch seconds; each attempt's
-    ``started_s`` counts from it. ``request``/``response`` are there for hooks that
-    capture content (off by default)."""
+    ``started_s`` counts from it. ``request`` is what was asked and ``response`` the
+    answer (None if none came), for hooks that need more than the summary (the finish
+    reason; the content, where a hook captures it)."""
 
     route: str
     started_at: float
@@ -79,7 +80,6 @@ class RequestRecord:
     error_kind: str | None = None
     stream: bool = False
     usage: Usage | None = None
-    finish_reason: str | None = None
     #: The providers the attempts went to, by config name.
     providers: Mapping[str, ProviderView] = field(default_factory=dict)
     request: Request | None = field(default=None, repr=False)
@@ -182,8 +182,8 @@ class OpenTelemetryInstrumentation:
             attributes["gen_ai.provider.name"] = served.genai_name
         if record.model:
             attributes["gen_ai.response.model"] = record.model
-        if record.finish_reason:
-            attributes["gen_ai.response.finish_reasons"] = (record.finish_reason,)
+        if record.response is not None:
+            attributes["gen_ai.response.finish_reasons"] = (record.response.finish_reason,)
         if record.error_kind:
             attributes["error.type"] = record.error_kind
         if record.usage is not None:

@@ -321,7 +321,6 @@ class Router:
             error_kind=type(error).__name__ if error is not None else None,
             stream=m.stream,
             usage=response.usage if response is not None else None,
-            finish_reason=response.finish_reason if response is not None else None,
             providers=self._tried(m),
             request=m.request,
             response=response,

@@ -49,7 +49,7 @@ def parse_text(fmt: JsonSchema, text: str, *, provider: str | None = None) -> An
             return model.model_validate_json(_json_part(text))
         value = json.loads(_json_part(text))
     except ValueError as exc:  # pydantic's ValidationError is a ValueError too
-        raise _mismatch(fmt, _first_line(exc), provider) from None
+        raise _mismatch(fmt, _summary(exc), provider) from None
     problems = schema_errors(fmt.schema or {"type": "object"}, value)
     if problems:
         raise _mismatch(fmt, "; ".join(problems[:3]), provider)
@@ -65,7 +65,7 @@ def _json_part(text: str) -> str:
     return body
 
 
-def _first_line(exc: Exception) -> str:
+def _summary(exc: Exception) -> str:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     return " ".join(lines[:3])[:300]
 

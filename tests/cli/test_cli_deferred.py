@@ -120,6 +120,7 @@ def test_backup_then_restore_after_the_store_is_lost(
 def test_backup_without_a_path_says_what_to_set(cli: CliRunner, config_path: str) -> None:
     run = cli("deferred", "backup", config_path)
     assert run.code == 2
-    assert "give a path, or set deferred.backup.path" in run.err
+    assert "give --to PATH, or set deferred.backup.path" in run.err
+    assert cli("deferred", "restore", config_path).code == 2
     run = cli("deferred", "restore", config_path, "--from", "/nonexistent/backup.sqlite")
     assert run.code == 1 and "no such file" in run.err

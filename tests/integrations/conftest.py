@@ -8,14 +8,8 @@ from typing import Any
 import pytest
 
 import failover
-from failover.testing import FakeClock
-
-PROVIDERS = {
-    "openai": {"type": "openai", "model": "gpt-4o-mini", "api_key": "sk-test-openai-0123456789"},
-    "claude": {"type": "anthropic", "model": "claude-haiku-4-5",
-               "api_key": "sk-ant-test-0123456789"},
-    "gemini": {"type": "gemini", "model": "gemini-2.5-flash", "api_key": "AIzaTest0123456789abc"},
-}
+from failover.testing import FakeClock, FakeProviders
+from support import PROVIDERS
 
 
 def make_router(clock: FakeClock, **route: Any) -> failover.Router:
@@ -30,3 +24,9 @@ def make_router(clock: FakeClock, **route: Any) -> failover.Router:
 def router(clock: FakeClock) -> Iterator[failover.Router]:
     with make_router(clock) as r:
         yield r
+
+
+def all_down(fake: FakeProviders) -> None:
+    """Every provider of the route answers 503."""
+    for name in PROVIDERS:
+        fake[name].fail(503)

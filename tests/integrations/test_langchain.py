@@ -16,6 +16,8 @@ import failover
 from failover.integrations.langchain import FailoverChatModel, acollect, collect
 from failover.testing import FakeProviders, answer
 
+from .conftest import all_down
+
 TOOL_CALL = answer("", [{"name": "get_weather", "arguments": {"city": "Lyon"}}])
 FINAL = "It is 21 °C in Lyon."
 
@@ -121,8 +123,7 @@ def test_with_structured_output_survives_a_failover(
 def test_provider_failures_stay_typed_with_their_attempts(
     llm: FailoverChatModel, fake: FakeProviders
 ) -> None:
-    for name in ("openai", "claude", "gemini"):
-        fake[name].fail(503)
+    all_down(fake)
     with pytest.raises(failover.AllProvidersFailed) as caught:
         llm.invoke("hi")
     assert [a.provider for a in caught.value.attempts] == ["openai", "claude", "gemini"]

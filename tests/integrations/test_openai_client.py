@@ -15,7 +15,7 @@ import failover
 from failover.integrations.openai import AsyncOpenAI, OpenAI
 from failover.testing import FakeClock, FakeProviders, answer
 
-from .conftest import make_router
+from .conftest import all_down, make_router
 
 WEATHER_TOOL = {"type": "function", "function": {
     "name": "get_weather", "description": "The weather in a city",
@@ -115,8 +115,7 @@ def test_parse_returns_a_parsed_chat_completion(client: OpenAI, fake: FakeProvid
 def test_every_provider_failing_is_caught_as_the_sdks_api_status_error(
     client: OpenAI, fake: FakeProviders
 ) -> None:
-    for name in ("openai", "claude", "gemini"):
-        fake[name].fail(503)
+    all_down(fake)
     with pytest.raises(openai.APIStatusError) as caught:
         client.chat.completions.create(model="default",
                                        messages=[{"role": "user", "content": "Hi"}])
@@ -131,8 +130,7 @@ def test_every_provider_failing_is_caught_as_the_sdks_api_status_error(
 def test_a_stream_whose_providers_all_fail_raises_the_sdks_error(
     client: OpenAI, fake: FakeProviders
 ) -> None:
-    for name in ("openai", "claude", "gemini"):
-        fake[name].fail(503)
+    all_down(fake)
     stream = client.chat.completions.create(
         model="default", messages=[{"role": "user", "content": "Hi"}], stream=True)
     with pytest.raises(openai.APIStatusError) as caught:

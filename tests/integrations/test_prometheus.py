@@ -13,8 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 import failover
 from failover.integrations.prometheus import PrometheusMetrics
 from failover.testing import FakeClock, FakeProviders
-
-from .conftest import PROVIDERS
+from support import PROVIDERS
 
 
 @pytest.fixture

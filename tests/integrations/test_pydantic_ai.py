@@ -15,6 +15,8 @@ import failover
 from failover.integrations.pydantic_ai import FailoverModel
 from failover.testing import FakeProviders, answer
 
+from .conftest import all_down
+
 TOOL_CALL = answer("", [{"name": "get_weather", "arguments": {"city": "Lyon"}}])
 FINAL = "It is 21 °C in Lyon."
 
@@ -105,8 +107,7 @@ def test_structured_output_through_the_output_tool(
 def test_every_provider_failing_is_a_model_api_error(
     router: failover.Router, fake: FakeProviders
 ) -> None:
-    for name in ("openai", "claude", "gemini"):
-        fake[name].fail(503)
+    all_down(fake)
     agent, ran = weather_agent(router)
     with pytest.raises(ModelAPIError) as caught:
         agent.run_sync("Weather in Lyon?")

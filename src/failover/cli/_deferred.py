@@ -7,6 +7,7 @@ import dataclasses
 import json
 import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._common import add_config_argument, load
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     from failover import Router
     from failover._fallback import DeferredRecord
 
-__all__ = ["add_parser", "run_backup", "run_list", "run_replay", "run_restore", "run_show"]
+__all__ = ["add_parser", "run_copy", "run_list", "run_replay", "run_show"]
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -47,17 +48,17 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                      help="replay only this ticket (repeatable)")
     rep.add_argument("--json", action="store_true", help="machine-readable output")
     rep.set_defaults(func=run_replay)
-    back = actions.add_parser("backup", help="copy the store to its backup (or --to PATH)")
-    add_config_argument(back)
-    back.add_argument("--to", metavar="PATH", help="default: deferred.backup.path")
-    back.add_argument("--json", action="store_true", help="machine-readable output")
-    back.set_defaults(func=run_backup)
-    res = actions.add_parser("restore", help="put back what the store lacks from a backup")
-    add_config_argument(res)
-    res.add_argument("--from", dest="source", metavar="PATH",
-                     help="default: deferred.backup.path")
-    res.add_argument("--json", action="store_true", help="machine-readable output")
-    res.set_defaults(func=run_restore)
+    for action, flag, help_text in _COPIES:
+        copy = actions.add_parser(action, help=help_text)
+        add_config_argument(copy)
+        copy.add_argument(flag, dest="path", metavar="PATH", help="default: deferred.backup.path")
+        copy.add_argument("--json", action="store_true", help="machine-readable output")
+        copy.set_defaults(func=run_copy, copy=action, flag=flag)
+
+
+#: ``failover deferred backup | restore``: the action, its path flag, its help.
+_COPIES = (("backup", "--to", "copy the store to its backup (or --to PATH)"),
+           ("restore", "--from", "put back what the store lacks from a backup"))
 
 
 def _fmt_age(seconds: float | None) -> str:
@@ -212,34 +213,26 @@ def run_replay(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _copy(args: argparse.Namespace, restore: bool) -> int:
-    from failover import BadRequest
-
+def run_copy(args: argparse.Namespace) -> int:
+    """``backup``: copy the store; ``restore``: put back what it lacks from a copy."""
+    config = load(args.config)
+    other = Path(args.path) if args.path else config.backup_path()
+    if other is None:
+        print(f"error: give {args.flag} PATH, or set deferred.backup.path", file=sys.stderr)
+        return 2
     router = _router(args.config)
     try:
-        copy = router.restore_deferred if restore else router.backup_deferred
-        count = copy(args.source if restore else args.to)
-    except BadRequest as err:
-        print(f"error: {str(err).split('(): ', 1)[-1]}", file=sys.stderr)
-        return 2
+        copy = router.restore_deferred if args.copy == "restore" else router.backup_deferred
+        count = copy(other)
     finally:
         router.close()
-    other = (args.source if restore else args.to) or router.config.backup_path()
     store = router.config.deferred_path()
     if args.json:
-        key = "restored" if restore else "backed_up"
+        key = "restored" if args.copy == "restore" else "backed_up"
         print(json.dumps({"config": args.config, "store": str(store), "backup": str(other),
                           key: count}, indent=2))
-    elif restore:
+    elif args.copy == "restore":
         print(f"{Style().ok_mark} {count} request(s) put back into {store} from {other}")
     else:
         print(f"{Style().ok_mark} {store} copied to {other}: {count} request(s)")
     return 0
-
-
-def run_backup(args: argparse.Namespace) -> int:
-    return _copy(args, restore=False)
-
-
-def run_restore(args: argparse.Namespace) -> int:
-    return _copy(args, restore=True)

@@ -154,9 +154,6 @@ class _Run:
     def chain(self) -> list[str]:
         return list(self.config.routes[self.route].chain)
 
-    def healthy(self, name: str) -> None:
-        self.heal(name)
-
     def send(self) -> DrillRequest:
         start = self.clock()
         record = _outcome(self.router, self.route, self.config)
@@ -194,7 +191,7 @@ def _faults(attempts: Sequence[failover.Attempt]) -> tuple[str, ...]:
 
 def _warm_up(run: _Run) -> None:
     for name in run.chain:
-        run.healthy(name)
+        run.heal(name)
     for name in run.chain:
         with contextlib.suppress(Exception):
             run.router.complete(DRILL_PROMPT, route=_warmup_route(name), max_tokens=32)
@@ -212,7 +209,7 @@ def _repair(run: _Run) -> None:
     if run.scenario.rotation:
         os.environ[ROTATION_VARIABLE] = ROTATED_KEY
         run.router.reload(run.config)
-    run.healthy(primary)
+    run.heal(primary)
     run.heal_at = run.clock() - run.t0
 
 

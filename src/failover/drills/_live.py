@@ -113,7 +113,7 @@ def _live_scenario(config: failover.Config, route: str, scenario: Scenario,
         run.t0 = clock()
         faulty = faults.stage(scenario, run.chain)
         for i in range(requests // 2 if scenario.recovery else requests):
-            if faults.spent and scenario.key != "total_outage":
+            if faults.spent:
                 break
             run.requests.append(run.send())
             step(i + 1)
