@@ -24,17 +24,19 @@ request) is one more method instead of a ``throw()`` into a suspended generator.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ._errors import (
     AllProvidersFailed,
+    AuthenticationFailed,
     ContextWindowExceeded,
     DeadlineExceeded,
     DeferFailed,
     Deferred,
     FailoverError,
+    PermissionDenied,
     ProviderError,
     RateLimited,
     StreamInterrupted,
@@ -46,9 +48,10 @@ from ._structured import parse_answer
 
 if TYPE_CHECKING:
     from ._breaker import Breaker, Permit, Transition
-    from ._config import Config, RouteConfig, TimeoutsConfig
+    from ._config import Config, RetryConfig, RouteConfig, TimeoutsConfig
     from ._events import EventType
     from ._health import HealthTracker
+    from ._limits import KeyPool
     from ._policy import Decision, RetryBudget
     from ._types import Clock
 
@@ -80,10 +83,23 @@ class Candidate(Protocol):
     health: HealthTracker
     budget: RetryBudget
     context_window: int | None
+    keys: KeyPool
+    retry: RetryConfig
+    slow_call: float | None
 
     def capability_gap(self, request: Request) -> str | None: ...
 
     def can_prefill(self) -> bool: ...
+
+    def pick_key(self, now: float) -> int | None: ...
+
+    def key_blocked_until(self, now: float) -> float: ...
+
+    def other_key_usable(self, key: int, now: float) -> bool: ...
+
+    def started(self, key: int, request: Request) -> None: ...
+
+    def ended(self) -> None: ...
 
 
 class Chain(Protocol):
@@ -96,6 +112,8 @@ class Chain(Protocol):
     actions: Mapping[str, str]
     hedged: int
     requests: int
+
+    def order(self) -> Iterable[Any]: ...
 
 
 # -- actions ---------------------------------------------------------------------------------
@@ -120,6 +138,10 @@ class Try:
     delivered: bool = False
     #: Seconds from the attempt's start to its first delta (streams).
     first_token: float | None = None
+    #: The index of the provider's key the attempt sends with.
+    key: int = 0
+    #: Counted out of the provider's in-flight requests.
+    ended: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,7 +297,7 @@ class Attempts:
             self.deadline_at = self.started + self.deadline_s
         if self.stream:
             self.recovery = StreamRecovery(self.route.config.stream_interrupt)
-        self._chain = iter(self.route.chain)
+        self._chain = iter(self.route.order())
         self._chain_done = False
         self._window_floor: int | None = None
         self._last_failed: str | None = None
@@ -298,7 +320,7 @@ class Attempts:
             return self._end()
         return self._launch(*candidate)
 
-    def _launch(self, provider: Candidate, permit: Permit) -> Try:
+    def _launch(self, provider: Candidate, permit: Permit, key: int) -> Try:
         if self._last_failed is not None:
             self.outbox.append(Note("failover", provider.name,
                                     f"{self._last_failed} -> {provider.name}",
@@ -306,7 +328,7 @@ class Attempts:
             self._last_failed = None
         # Once per request and provider, whatever the entry point: the budget's base.
         provider.budget.on_request()
-        return self._try(provider, permit, 1)
+        return self._try(provider, permit, 1, key)
 
     def _end(self) -> Action:
         failure = self._failure()
@@ -333,11 +355,14 @@ class Attempts:
 
     # -- choosing a provider --------------------------------------------------------------
 
-    def _candidate(self) -> tuple[Candidate, Permit] | None:
-        """The next provider in chain order with a breaker permit; skips cost ~µs."""
+    def _candidate(self) -> tuple[Candidate, Permit, int] | None:
+        """The next provider in chain order with a usable key and a breaker permit;
+        skips cost ~µs."""
         for provider in self._chain:
-            why = self._too_small(provider)
+            key = provider.pick_key(self.clock())
+            why = self._too_small(provider) or self._no_key(provider, key)
             if why is None:
+                assert key is not None
                 permit = provider.breaker.allow()
                 if permit is None:
                     why = f"breaker {provider.breaker.state}"
@@ -346,7 +371,7 @@ class Attempts:
                         self.outbox.extend(provider.breaker.take_transitions())
                     why = self._gap(provider, permit)
                     if why is None:
-                        return provider, permit
+                        return provider, permit, key
             self.skipped[provider.name] = why
         self._chain_done = True
         return None
@@ -358,6 +383,16 @@ class Attempts:
             return None
         return f"context window {window} is not larger than {floor}"
 
+    def _no_key(self, provider: Candidate, key: int | None) -> str | None:
+        """Why no key of ``provider`` may be used now (retired, cooling, out of quota)."""
+        if key is not None:
+            return None
+        now = self.clock()
+        until = provider.key_blocked_until(now)
+        if until == float("inf"):
+            return "every key retired"
+        return f"no rate-limit headroom for {until - now:.3g}s"
+
     def _gap(self, provider: Candidate, permit: Permit) -> str | None:
         try:
             gap = provider.capability_gap(self.request)
@@ -368,7 +403,7 @@ class Attempts:
             provider.breaker.release(permit)
         return gap
 
-    def _try(self, provider: Candidate, permit: Permit, tries: int) -> Try:
+    def _try(self, provider: Candidate, permit: Permit, tries: int, key: int) -> Try:
         request, restart = self.request, None
         if self.recovery is not None:
             request, restart = self.recovery.request_for(provider, request)
@@ -376,7 +411,8 @@ class Attempts:
         own = provider.timeouts.request
         attempt = Try(provider, permit, request, timeout,
                       own if timeout is None else min(timeout, own), self.clock(), tries,
-                      restart)
+                      restart, key=key)
+        provider.started(key, request)
         if self.hedged:
             self._running.append(attempt)
         return attempt
@@ -388,9 +424,10 @@ class Attempts:
         now = self.clock()
         latency = now - attempt.started
         provider = attempt.provider
-        transitions = provider.breaker.on_success(attempt.permit)
+        transitions = provider.breaker.on_success(attempt.permit, slow=self._slow(attempt, latency))
         if transitions:
             self.outbox.extend(transitions)
+        provider.keys.keys[attempt.key].answered()
         provider.health.record(True, latency)
         self.attempts.append(Attempt(provider.name, response.model or provider.model, "ok",
                                      latency_s=latency,
@@ -403,6 +440,16 @@ class Attempts:
         response.latency_s = now - self.started
         return Done(response)
 
+    def _slow(self, attempt: Try, latency: float) -> bool:
+        """Whether the answer was slower than the provider's ``slow_call`` (for a stream:
+        its first token came later)."""
+        bound = attempt.provider.slow_call
+        if bound is None:
+            return False
+        taken = attempt.first_token if self.stream and attempt.first_token is not None \
+            else latency
+        return taken > bound
+
     def shown(self, attempt: Try) -> None:
         """A delta of ``attempt`` reached the caller."""
         if attempt.delivered:
@@ -414,8 +461,16 @@ class Attempts:
 
     def failed(self, attempt: Try, err: ProviderError) -> Action:
         self._settle(attempt)
-        self._account(attempt, err)
+        key_only = self._account(attempt, err)
         provider = attempt.provider
+        if key_only and not attempt.delivered and not self._expired():
+            # The key failed, not the provider: the same request goes at once to the
+            # provider's next key (no backoff, no retry spent, no breaker failure).
+            key, permit = provider.pick_key(self.clock()), provider.breaker.allow()
+            if key is not None and permit is not None:
+                return self._try(provider, permit, attempt.tries, key)
+            if permit is not None:
+                provider.breaker.release(permit)
         if self.hedged:
             # The next provider is the retry: never the same one again.
             if action_for(err, self.route.actions) == "raise":
@@ -435,8 +490,9 @@ class Attempts:
         self._last_failed = provider.name
         return self._next()
 
-    def _account(self, attempt: Try, err: ProviderError) -> None:
-        """Record a failed attempt: breaker, health, the attempt list, an event."""
+    def _account(self, attempt: Try, err: ProviderError) -> bool:
+        """Record a failed attempt: key, breaker, health, the attempt list, an event.
+        True when only the attempt's key failed and another key may serve."""
         provider = attempt.provider
         latency = self.clock() - attempt.started
         err.provider = err.provider or provider.name
@@ -445,7 +501,9 @@ class Attempts:
         self.outbox.append(Note("attempt_failed", provider.name, f"{err.kind}" + (
             f" HTTP {err.status}" if err.status else "") + f": {err.message[:200]}",
             {"error_kind": err.kind, "status": err.status}))
-        self.outbox.extend(_report(provider.breaker, attempt.permit, err))
+        key_only = self._key_failed(attempt, err)
+        if not key_only:
+            self.outbox.extend(self._report(attempt, err))
         provider.health.record(False, latency, err)
         self.attempts.append(Attempt(
             provider.name, provider.model, "error", error_kind=err.kind,
@@ -457,6 +515,41 @@ class Attempts:
             known = provider.context_window
             floor = known if known is not None else self.request.estimated_input_tokens()
             self._window_floor = max(self._window_floor or 0, floor)
+        return key_only
+
+    def _key_failed(self, attempt: Try, err: ProviderError) -> bool:
+        """A revoked key (401/403) is retired and a 429 cools its key; when another key
+        of the provider may serve, the breaker is left alone (True)."""
+        provider, key, now = attempt.provider, attempt.key, self.clock()
+        revoked = isinstance(err, (AuthenticationFailed, PermissionDenied)) and (
+            err.code != "missing_credential")
+        if isinstance(err, RateLimited):
+            provider.keys.keys[key].rate_limited(now, err.retry_after, provider.retry)
+        elif not revoked:
+            return False
+        if not provider.other_key_usable(key, now):
+            return False
+        if revoked and provider.keys.retire(key, err.kind):
+            self.outbox.append(Note(
+                "key_retired", provider.name,
+                f"key {key} retired: {err.kind}" + (f" HTTP {err.status}" if err.status else "")
+                + "; the provider's other keys serve", {"key": key, "error_kind": err.kind,
+                                                        "status": err.status}))
+        provider.breaker.release(attempt.permit)
+        return True
+
+    def _report(self, attempt: Try, err: ProviderError) -> list[Transition]:
+        """A failed attempt's breaker outcome. A 429 is no failure: it cools the
+        provider until one of its keys may be used again."""
+        breaker, permit = attempt.provider.breaker, attempt.permit
+        if isinstance(err, RateLimited):
+            now = self.clock()
+            return breaker.on_rate_limited(
+                permit, attempt.provider.key_blocked_until(now) - now)
+        if err.breaker_failure:
+            return breaker.on_failure(permit, long_open=err.long_open)
+        # A 400, a filter or a long prompt: the provider answered, so it is alive.
+        return breaker.on_success(permit)
 
     def _decide(self, attempt: Try, err: ProviderError) -> Decision:
         provider = attempt.provider
@@ -489,6 +582,12 @@ class Attempts:
 
     def waited(self, wait: Wait) -> Action:
         provider, permit = wait.provider, wait.permit
+        key = provider.pick_key(self.clock())
+        if key is None:
+            if permit is not None:
+                provider.breaker.release(permit)
+            self._last_failed = provider.name
+            return self._next()
         if permit is None:
             permit = provider.breaker.allow()
             if permit is None:
@@ -497,7 +596,7 @@ class Attempts:
         if self._expired():
             self._cancel(provider, permit, self.clock())
             return self._end()
-        return self._try(provider, permit, wait.tries)
+        return self._try(provider, permit, wait.tries, key)
 
     def cancelled(self, action: Try | Wait) -> None:
         """The request was cancelled (or the caller stopped reading) during ``action``:
@@ -570,6 +669,9 @@ class Attempts:
         self.outbox.extend(transitions)
 
     def _settle(self, attempt: Try) -> None:
+        if not attempt.ended:
+            attempt.ended = True
+            attempt.provider.ended()
         if self.hedged and attempt in self._running:
             self._running.remove(attempt)
 
@@ -646,12 +748,3 @@ class Attempts:
         return left <= own and (
             self.clock() >= self.deadline_at - rounding - _DEADLINE_SLACK_S)
 
-
-def _report(breaker: Breaker, permit: Permit, err: ProviderError) -> list[Transition]:
-    """A failed attempt's breaker outcome."""
-    if isinstance(err, RateLimited):
-        return breaker.on_rate_limited(permit, err.retry_after)
-    if err.breaker_failure:
-        return breaker.on_failure(permit, long_open=err.long_open)
-    # A 400, a filter or a long prompt: the provider answered, so it is alive.
-    return breaker.on_success(permit)

@@ -1,9 +1,9 @@
 """One circuit breaker per provider: a pure state machine, driven by an injected clock.
 
-    closed ──(failure rate over the window, or N failures in a row)──> open
+    closed ──(failure rate over the window, N failures in a row, or slow-call rate)──> open
     open ──(open_until reached, checked lazily)──> half_open
     half_open ──(probe succeeds)──> closed          (open time back to open_for)
-    half_open ──(probe fails)──> open               (open time doubled, up to max_open_for)
+    half_open ──(probe fails, or is slow)──> open   (open time doubled, up to max_open_for)
     forced_open / forced_closed override all of it until `reset`.
 
 Every method changes state in one synchronous step under the breaker's own short lock,
@@ -51,8 +51,8 @@ class Transition:
     """A state change, for the router to publish as breaker_opened/half_open/closed.
 
     ``reason`` is a stable token: ``consecutive_failures``, ``failure_rate``,
-    ``long_open``, ``probe_failed``, ``probe_succeeded``, ``rate_limited``,
-    ``open_elapsed``, ``forced`` or ``reset``.
+    ``long_open``, ``slow_calls``, ``probe_failed``, ``probe_slow``, ``probe_succeeded``,
+    ``rate_limited``, ``open_elapsed``, ``forced`` or ``reset``.
     """
 
     provider: str
@@ -117,6 +117,7 @@ class Breaker:
         "_pending",
         "_permit",
         "_probes",
+        "_slow",
         "_state",
         "config",
         "consecutive_failures",
@@ -138,6 +139,8 @@ class Breaker:
         lease = config.probe_lease
         self._lease = lease if lease is not None else max(config.open_for, DEFAULT_PROBE_LEASE)
         self._counts = RollingCounts(config.window)
+        #: Slow calls over the same window (first: slow successes; second: unused).
+        self._slow = RollingCounts(config.window)
         self._state: BreakerState = "closed"
         self.open_until: float | None = None
         self.consecutive_failures = 0
@@ -241,17 +244,31 @@ class Breaker:
     # -- results ---------------------------------------------------------------
 
     @_locked
-    def on_success(self, permit: Permit) -> list[Transition]:
+    def on_success(self, permit: Permit, *, slow: bool = False) -> list[Transition]:
+        """Count an answer; a ``slow`` one (slower than ``slow_call``) counts toward the
+        slow-call rate, and fails a half-open probe: the provider is not back yet."""
         if permit.epoch != self._epoch:
             return self._take()
         now = self._clock()
         if permit.probe:
             if not self._live_probe(permit, now):
                 return self._take()
-            self._close("probe_succeeded")
-        else:
-            self._counts.add(now, 1, 0)
-            self.consecutive_failures = 0
+            if slow:
+                self._open_for = min(self._open_for * 2, self.config.max_open_for)
+                self._open(now, "probe_slow")
+            else:
+                self._close("probe_succeeded")
+            return self._take()
+        self._counts.add(now, 1, 0)
+        self.consecutive_failures = 0
+        if slow:
+            self._slow.add(now, 1, 0)
+            config = self.config
+            if self._state == "closed":
+                calls, _ = self._counts.totals(now)
+                slow_calls, _ = self._slow.totals(now)
+                if calls >= config.min_calls and slow_calls >= config.slow_call_rate * calls:
+                    self._open(now, "slow_calls")
         return self._take()
 
     @_locked
@@ -326,6 +343,7 @@ class Breaker:
     def reset(self) -> list[Transition]:
         """Back to closed with no history; results of calls begun before are ignored."""
         self._counts.clear()
+        self._slow.clear()
         self.consecutive_failures = 0
         self._open_for = self.config.open_for
         if self._state != "closed":
@@ -350,6 +368,7 @@ class Breaker:
             "open_for": self._open_for,
             "consecutive_failures": self.consecutive_failures,
             "window": self._counts.dump(),
+            "slow_window": self._slow.dump(),
             "taken_at": self._clock(),
         }
 
@@ -384,11 +403,12 @@ class Breaker:
             float(open_until), self._clock() + cfg.max_open_for)
         self._open_for = min(max(float(open_for), cfg.open_for), cfg.max_open_for)
         self.consecutive_failures = consecutive
-        window = data.get("window")
-        if isinstance(window, Mapping):
-            self._counts.load(window)
-        else:
-            self._counts.clear()
+        for counts, key in ((self._counts, "window"), (self._slow, "slow_window")):
+            window = data.get(key)
+            if isinstance(window, Mapping):
+                counts.load(window)
+            else:
+                counts.clear()
 
     # -- internals -----------------------------------------------------------------
 
@@ -412,6 +432,7 @@ class Breaker:
 
     def _close(self, reason: str) -> None:
         self._counts.clear()
+        self._slow.clear()
         self.consecutive_failures = 0
         self._open_for = self.config.open_for
         self._enter("closed", reason, None)

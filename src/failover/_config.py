@@ -23,10 +23,12 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
     PrivateAttr,
     SecretStr,
     SerializerFunctionWrapHandler,
+    Tag,
     ValidationError,
     field_validator,
     model_serializer,
@@ -36,7 +38,7 @@ from pydantic import (
 from ._errors import ConfigError, ProviderError
 from ._events import EventType
 from ._secrets import mask_url
-from ._types import Action
+from ._types import Action, Strategy
 
 __all__ = [
     "BackupConfig",
@@ -121,7 +123,7 @@ def env_problems(config: Config, *, chains_only: bool = False,
 
     ``chains_only`` looks only at the keys of providers some route uses.
     """
-    used = {name for route in config.routes.values() for name in route.chain}
+    used = {name for route in config.routes.values() for name in route.providers}
     refs: list[tuple[str, str]] = []
     for name, provider in config.providers.items():
         if chains_only and name not in used:
@@ -227,6 +229,11 @@ class BreakerConfig(_Model):
     half_open_probes: int = Field(1, ge=1)
     #: How long a half-open probe may hold its permit before it is presumed hung.
     probe_lease: Period | None = None
+    #: A completion slower than this, or a stream whose first token comes later, is a
+    #: slow call (off by default: how long an answer takes depends on its length).
+    slow_call: Period | None = None
+    #: The share of slow calls in the window (with ``min_calls``) that opens the breaker.
+    slow_call_rate: Fraction = 0.5
 
     @model_validator(mode="after")
     def _open_for_fits(self) -> BreakerConfig:
@@ -243,6 +250,16 @@ class RetryConfig(_Model):
     budget: Fraction = 0.2
     #: Retries always allowed per 10 s whatever the budget ratio says.
     min_retries_per_10s: int = Field(3, ge=0)
+    #: How long a 429 without Retry-After cools the key (or provider) that got it; it
+    #: doubles with each 429 in a row, up to ``max_rate_limit_cooldown``.
+    rate_limit_cooldown: Duration = 5.0
+    max_rate_limit_cooldown: Duration = 60.0
+
+    @model_validator(mode="after")
+    def _cooldown_fits(self) -> RetryConfig:
+        if self.max_rate_limit_cooldown < self.rate_limit_cooldown:
+            raise ValueError("max_rate_limit_cooldown must be at least rate_limit_cooldown")
+        return self
 
 
 class DefaultsConfig(_Model):
@@ -259,6 +276,15 @@ class CapabilitiesConfig(_Model):
     images: bool | None = None
     prefill: bool | None = None
     context_window: int | None = Field(None, ge=1)
+
+
+class LimitsConfig(_Model):
+    """Declared rate limits: requests and tokens a minute, for the provider as a whole
+    (``per: provider``) or for each of its keys (``per: key``)."""
+
+    rpm: int | None = Field(None, ge=1)
+    tpm: int | None = Field(None, ge=1)
+    per: Literal["provider", "key"] = "provider"
 
 
 class FakeFault(_Model):
@@ -302,6 +328,7 @@ class ProviderConfig(_Model):
     headers: dict[str, str] = Field(default_factory=dict)
     force: Literal["open", "closed"] | None = None
     fake: FakeConfig | None = None
+    limits: LimitsConfig | None = None
     #: Provider-specific extra arguments sent with every request (e.g. Azure api-version).
     extra: dict[str, Any] = Field(default_factory=dict)
 
@@ -375,14 +402,73 @@ class FallbackConfig(_Model):
         return value
 
 
+class PoolMember(_Model):
+    provider: str
+    weight: float = Field(1.0, gt=0, allow_inf_nan=False)
+
+
+def _element_kind(value: Any) -> str:
+    """Which form a chain element (or pool member) takes: a name, or a mapping."""
+    return "<name>" if isinstance(value, str) else "<mapping>"
+
+
+#: Tags of the one-of-two forms above, left out of config paths in error messages.
+_FORM_TAGS = frozenset({"<name>", "<mapping>"})
+
+
+class PoolConfig(_Model):
+    """A chain element of equivalent providers, tried in the strategy's order."""
+
+    pool: list[Annotated[Annotated[str, Tag("<name>")] | Annotated[PoolMember, Tag("<mapping>")],
+                         Discriminator(_element_kind)]] = Field(min_length=1)
+    strategy: Strategy = "priority"
+
+    @property
+    def members(self) -> list[PoolMember]:
+        return [m if isinstance(m, PoolMember) else PoolMember(provider=m) for m in self.pool]
+
+    @model_validator(mode="after")
+    def _weights_need_weighted(self) -> PoolConfig:
+        if self.strategy != "weighted":
+            for i, member in enumerate(self.pool):
+                if isinstance(member, PoolMember) and "weight" in member.model_fields_set:
+                    raise ValueError(f"pool[{i}].weight: only strategy: weighted uses "
+                                     f"weights (this pool's is {self.strategy})")
+        return self
+
+
 class RouteConfig(_Model):
-    chain: list[str] = Field(min_length=1)
+    chain: list[Annotated[Annotated[str, Tag("<name>")] | Annotated[PoolConfig, Tag("<mapping>")],
+                          Discriminator(_element_kind)]] = Field(min_length=1)
     deadline: Period | None = 30.0
     fallback: FallbackConfig = FallbackConfig()
     stream_interrupt: Literal["restart", "continue", "raise"] = "restart"
     actions: dict[str, Action] = Field(default_factory=dict)
     hedge: HedgeConfig | None = None
     retry: RetryConfig | None = None
+
+    @property
+    def providers(self) -> list[str]:
+        """The names of the chain's providers, pool members included, in chain order."""
+        return [name for _, name in self.placed()]
+
+    @property
+    def labels(self) -> list[str]:
+        """Each chain element as people read it: a name, or ``{a | b} (strategy)``."""
+        return [e if isinstance(e, str) else
+                "{" + " | ".join(m.provider for m in e.members) + "} (" + e.strategy + ")"
+                for e in self.chain]
+
+    def placed(self) -> list[tuple[str, str]]:
+        """Each provider of the chain with its config path (``chain[1].pool[0]``)."""
+        out: list[tuple[str, str]] = []
+        for i, element in enumerate(self.chain):
+            if isinstance(element, str):
+                out.append((f"chain[{i}]", element))
+            else:
+                out += [(f"chain[{i}].pool[{j}]", m.provider)
+                        for j, m in enumerate(element.members)]
+        return out
 
     @field_validator("actions")
     @classmethod
@@ -406,7 +492,7 @@ class WebhookConfig(_Model):
     events: list[str] = Field(
         default_factory=lambda: [
             "breaker_opened", "all_providers_failed", "deferred", "defer_failed",
-            "config_rejected",
+            "config_rejected", "key_retired", "shared_state_lost",
         ]
     )  # fmt: skip
     min_interval: Duration = 60.0
@@ -542,8 +628,8 @@ class Config(_Model):
                     for name in names if not name.strip()]
         for route_name, route in self.routes.items():
             seen: set[str] = set()
-            for i, name in enumerate(route.chain):
-                where = f"routes.{route_name}.chain[{i}]"
+            for place, name in route.placed():
+                where = f"routes.{route_name}.{place}"
                 if name not in self.providers:
                     hint = _closest(name, self.providers)
                     problems.append(f"{where}: unknown provider {name!r}{hint}")
@@ -632,13 +718,26 @@ def _chain_problems(data: Mapping[str, Any]) -> list[str]:
     problems = []
     for route_name, route in routes.items():
         chain = route.get("chain") if isinstance(route, Mapping) else None
-        for i, name in enumerate(chain if isinstance(chain, list) else []):
-            if isinstance(name, str) and name not in providers:
-                problems.append(
-                    f"routes.{route_name}.chain[{i}]: unknown provider {name!r}"
-                    f"{_closest(name, providers)}"
-                )
+        for place, name in _raw_placed(chain):
+            if name not in providers:
+                problems.append(f"routes.{route_name}.{place}: unknown provider {name!r}"
+                                f"{_closest(name, providers)}")
     return problems
+
+
+def _raw_placed(chain: Any) -> list[tuple[str, str]]:
+    """`RouteConfig.placed` on raw data: the provider names a chain (and its pools) gives."""
+    out: list[tuple[str, str]] = []
+    for i, element in enumerate(chain if isinstance(chain, list) else []):
+        if isinstance(element, str):
+            out.append((f"chain[{i}]", element))
+            continue
+        pool = element.get("pool") if isinstance(element, Mapping) else None
+        for j, member in enumerate(pool if isinstance(pool, list) else []):
+            name = member.get("provider") if isinstance(member, Mapping) else member
+            if isinstance(name, str):
+                out.append((f"chain[{i}].pool[{j}]", name))
+    return out
 
 
 def _closest(name: str, known: Mapping[str, object]) -> str:
@@ -653,7 +752,8 @@ def _loc(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("function-after[_needs_model()]",) or "[" in str(part):
+        elif part in _FORM_TAGS or part == "function-after[_needs_model()]" or "[" in str(
+                part):
             continue
         else:
             out += f".{part}" if out else str(part)

@@ -84,7 +84,8 @@ def complete(rt: Runtime, m: Attempts) -> Response:
 
 def _call(m: Attempts, attempt: Try) -> Action:
     try:
-        response = _adapter(attempt).complete(attempt.request, timeout=attempt.timeout)
+        response = _adapter(attempt).complete(attempt.request, timeout=attempt.timeout,
+                                                  key=attempt.key)
     except ProviderError as exc:
         err = exc
     except BaseException:
@@ -131,7 +132,7 @@ def _race(rt: Runtime, m: Attempts, action: Action) -> Action:
                 # Each attempt runs in a copy of the caller's context (the test kit's seam).
                 run = contextvars.copy_context().run
                 future = pool.submit(run, _adapter(action).complete, action.request,
-                                     timeout=action.timeout)
+                                     timeout=action.timeout, key=action.key)
                 running[future] = action
                 action = m.waiting()
             elif isinstance(action, HedgeWait):
@@ -181,7 +182,8 @@ def _stream_attempt(m: Attempts, attempt: Try) -> Generator[StreamEvent, None, A
     try:
         if attempt.restart is not None:
             yield attempt.restart
-        events = _adapter(attempt).stream(attempt.request, timeout=attempt.timeout)
+        events = _adapter(attempt).stream(attempt.request, timeout=attempt.timeout,
+                                          key=attempt.key)
         for event in events:
             if isinstance(event, Completed):
                 return m.succeeded(attempt, event.response)
@@ -243,8 +245,8 @@ async def _bounded(attempt: Try) -> Response:
     limit = attempt.limit
     try:
         async with _timeout(limit):
-            response: Response = await _adapter(attempt).acomplete(attempt.request,
-                                                                   timeout=limit)
+            response: Response = await _adapter(attempt).acomplete(
+                attempt.request, timeout=limit, key=attempt.key)
             return response
     except (asyncio.TimeoutError, TimeoutError):
         raise Timeout(f"no answer within {limit:g}s", provider=attempt.provider.name) from None
@@ -347,7 +349,8 @@ async def _astream_attempt(
     try:
         if attempt.restart is not None:
             yield attempt.restart
-        events = _adapter(attempt).astream(attempt.request, timeout=attempt.timeout)
+        events = _adapter(attempt).astream(attempt.request, timeout=attempt.timeout,
+                                           key=attempt.key)
         async for event in events:
             if isinstance(event, Completed):
                 outcome.append(m.succeeded(attempt, event.response))

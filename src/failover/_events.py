@@ -29,6 +29,9 @@ EventType = Literal[
     "defer_failed",
     "config_reloaded",
     "config_rejected",
+    "key_retired",
+    "shared_state_lost",
+    "shared_state_restored",
 ]
 
 logger = logging.getLogger("failover")
@@ -46,6 +49,9 @@ _LEVELS: dict[str, int] = {
     "defer_failed": logging.CRITICAL,
     "config_reloaded": logging.INFO,
     "config_rejected": logging.ERROR,
+    "key_retired": logging.ERROR,
+    "shared_state_lost": logging.ERROR,
+    "shared_state_restored": logging.WARNING,
 }
 
 

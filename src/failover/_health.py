@@ -48,6 +48,10 @@ class ProviderHealth:
     last_error_kind: str | None
 
 
+#: How much the newest answer moves ``recent_latency`` (the rest is its history).
+_LATENCY_WEIGHT = 0.3
+
+
 class HealthTracker:
     """Records every attempt's outcome for one provider; all reads cover the window."""
 
@@ -59,6 +63,7 @@ class HealthTracker:
         "_sorted",
         "last_error",
         "last_error_kind",
+        "recent_latency",
         "window",
     )
 
@@ -77,6 +82,8 @@ class HealthTracker:
         self._sorted: list[float] = []
         self.last_error: str | None = None
         self.last_error_kind: str | None = None
+        #: An exponential average of recent answers' latency (``least_latency`` pools).
+        self.recent_latency: float | None = None
 
     def record(self, ok: bool, latency_s: float, error: ProviderError | None = None) -> None:
         now = self._clock()
@@ -87,6 +94,9 @@ class HealthTracker:
                 self._forget(samples.popleft()[1])
             samples.append((now, latency_s))
             bisect.insort(self._sorted, latency_s)
+            recent = self.recent_latency
+            self.recent_latency = latency_s if recent is None else (
+                recent + _LATENCY_WEIGHT * (latency_s - recent))
         else:
             self._counts.add(now, 1, 1)
             if error is not None:

@@ -653,7 +653,7 @@ class Router:
         await self.aclose()
 
     def __repr__(self) -> str:
-        routes = ", ".join(f"{n}: {list(r.config.chain)}" for n, r in self._state.routes.items())
+        routes = ", ".join(f"{n}: {r.config.labels}" for n, r in self._state.routes.items())
         return f"<failover.Router {routes}>"
 
 

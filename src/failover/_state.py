@@ -11,18 +11,27 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._breaker import Breaker
-from ._config import Config, ProviderConfig, RouteConfig, TimeoutsConfig, resolve_env
+from ._config import (
+    Config,
+    ProviderConfig,
+    RetryConfig,
+    RouteConfig,
+    TimeoutsConfig,
+    resolve_env,
+)
 from ._errors import ConfigError
 from ._fallback import DeferredStore, load_callable
 from ._health import HealthTracker
+from ._limits import KeyPool, QuotaReading
 from ._models import Request
 from ._policy import RetryBudget
+from ._pools import Pool
 from .providers import build_adapter
 from .providers._known import known_context_window
 
@@ -36,11 +45,13 @@ logger = logging.getLogger("failover")
 
 
 class Provider:
-    """One configured provider: its adapter (built on first use), breaker and health."""
+    """One configured provider: its adapter (built on first use), breaker, health, keys
+    (each with its quota) and the requests it has in flight."""
 
     def __init__(
         self, name: str, config: ProviderConfig, timeouts: TimeoutsConfig, state_key: Any,
-        breaker: Breaker, health: HealthTracker, budget: RetryBudget,
+        breaker: Breaker, health: HealthTracker, budget: RetryBudget, *,
+        retry: RetryConfig, clock: Clock,
     ) -> None:
         self.name = name
         self.config = config
@@ -49,10 +60,20 @@ class Provider:
         self.breaker = breaker
         self.health = health
         self.budget = budget
+        self.retry = retry
         self.model = config.model
         #: Tokens, from config or what is known of the model; None when unknown.
         self.context_window = (config.capabilities.context_window
                                or known_context_window(config.model))
+        #: A completion slower than this (a stream's first token later) is slow.
+        self.slow_call = breaker.config.slow_call
+        self.keys = KeyPool(len(config.key_refs()), config.limits, clock)
+        self._clock = clock
+        self._counts_tokens = config.limits is not None and config.limits.tpm is not None
+        self._inflight = 0
+        #: Requests the other workers have in flight here (a shared-state backend's).
+        self.fleet_inflight = 0
+        self._inflight_lock = threading.Lock()
         self._adapter: ProviderAdapter | None = None
         self._build_lock = threading.Lock()
 
@@ -62,9 +83,59 @@ class Provider:
         if adapter is None:
             with self._build_lock:
                 if self._adapter is None:
-                    self._adapter = build_adapter(self.name, self.config, self.timeouts)
+                    built = build_adapter(self.name, self.config, self.timeouts)
+                    built.on_rate_limits = self._observe
+                    self._adapter = built
                 adapter = self._adapter
         return adapter
+
+    # -- keys and quota --------------------------------------------------------------------
+
+    def pick_key(self, now: float) -> int | None:
+        """The key for the next attempt, or None when no key may be used now."""
+        return self.keys.pick(now, self.adapter.missing_keys())
+
+    def key_blocked_until(self, now: float) -> float:
+        return self.keys.blocked_until(now, self.adapter.missing_keys())
+
+    def other_key_usable(self, key: int, now: float) -> bool:
+        return self.keys.usable_besides(key, now, self.adapter.missing_keys())
+
+    def _observe(self, key: int, reading: QuotaReading) -> None:
+        if 0 <= key < len(self.keys.keys):
+            self.keys.keys[key].observe(self._clock(), reading)
+
+    # -- in flight -------------------------------------------------------------------------
+
+    def started(self, key: int, request: Request) -> None:
+        """An attempt on ``key`` is about to be sent."""
+        with self._inflight_lock:
+            self._inflight += 1
+        quota = self.keys.keys[key]
+        tokens = 0
+        if self._counts_tokens or quota.tokens_left is not None:
+            tokens = request.estimated_input_tokens() + (request.max_tokens or 0)
+        self.keys.sent(key, self._clock(), tokens)
+
+    def ended(self) -> None:
+        with self._inflight_lock:
+            self._inflight -= 1
+
+    @property
+    def inflight(self) -> int:
+        """This process's attempts in flight here."""
+        return self._inflight
+
+    # -- what pool strategies read ---------------------------------------------------------
+
+    def busy(self) -> int:
+        return self._inflight + self.fleet_inflight
+
+    def recent_latency(self) -> float | None:
+        return self.health.recent_latency
+
+    def headroom(self) -> float:
+        return self.keys.headroom(self._clock())
 
     @property
     def built(self) -> bool:
@@ -95,12 +166,28 @@ class Provider:
 class Route:
     name: str
     config: RouteConfig
+    #: Every provider of the chain, pool members included, in config order.
     chain: tuple[Provider, ...]
     fallback: Callable[..., Any] | None
     actions: Mapping[str, str]
     on_replay: Callable[..., Any] | None = None
     hedged: int = 0
     requests: int = 0
+    #: The chain's elements: a provider, or a `Pool` of them (empty: no pools).
+    elements: tuple[Provider | Pool, ...] = ()
+
+    def order(self) -> Iterable[Provider]:
+        """The providers one request tries, in order: each pool as its strategy says."""
+        if not self.elements:
+            return self.chain
+        return self._ordered()
+
+    def _ordered(self) -> Iterator[Provider]:
+        for element in self.elements:
+            if isinstance(element, Pool):
+                yield from element.order()  # type: ignore[misc]
+            else:
+                yield element
 
 
 @dataclass
@@ -199,6 +286,7 @@ def build_state(config: Config, clock: Clock, previous: State | None,
             breaker=Breaker(name, config.breaker_for(name), clock, forced=pconf.force),
             health=HealthTracker(config.breaker_for(name).window, clock),
             budget=RetryBudget(retry.budget, retry.min_retries_per_10s, clock),
+            retry=retry, clock=clock,
         )
     problems: list[str] = []
     routes: dict[str, Route] = {}
@@ -212,9 +300,9 @@ def build_state(config: Config, clock: Clock, previous: State | None,
             except ConfigError as exc:
                 problems.extend(exc.problems)
         routes[rname] = Route(
-            name=rname, config=rconf, chain=tuple(providers[p] for p in rconf.chain),
+            name=rname, config=rconf, chain=tuple(providers[p] for p in rconf.providers),
             fallback=callables.get("python"), actions=dict(rconf.actions),
-            on_replay=callables.get("on_replay"),
+            on_replay=callables.get("on_replay"), elements=_elements(rconf, providers),
         )
     if problems:
         raise ConfigError(problems)
@@ -223,6 +311,19 @@ def build_state(config: Config, clock: Clock, previous: State | None,
     return State(config, providers, routes, DeferredStore(
         store_path or config.deferred_path(), lock_timeout=store.lock_timeout,
         keep_answers=store.keep_answers, replay_lease=store.replay_lease, mirror=mirror))
+
+
+def _elements(route: RouteConfig, providers: Mapping[str, Provider]
+              ) -> tuple[Provider | Pool, ...]:
+    """The chain as a route orders it; empty when it has no pool (the fast path)."""
+    if all(isinstance(e, str) for e in route.chain):
+        return ()
+    return tuple(
+        providers[e] if isinstance(e, str) else Pool(
+            [providers[m.provider] for m in e.members], e.strategy,
+            [m.weight for m in e.members])
+        for e in route.chain
+    )
 
 
 def prepare(providers: Sequence[Provider], stop: threading.Event) -> None:

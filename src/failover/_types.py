@@ -11,6 +11,9 @@ BreakerState = Literal["closed", "open", "half_open", "forced_open", "forced_clo
 ProviderType = Literal["openai", "anthropic", "gemini", "fake"]
 Action = Literal["retry", "failover", "raise"]
 StreamInterruptPolicy = Literal["restart", "continue", "raise"]
+#: How a pool of equivalent providers orders its members for one request.
+Strategy = Literal["priority", "round_robin", "weighted", "least_busy", "least_latency",
+                   "headroom"]
 
 
 class Clock(Protocol):

@@ -51,7 +51,7 @@ def warnings_for(config: Config) -> list[str]:
     out.extend(f"{problem} here (that provider fails over like a revoked key until it is)"
                if problem.startswith("providers.") else f"{problem} here"
                for problem in env_problems(config))
-    used = {p for route in config.routes.values() for p in route.chain}
+    used = {p for route in config.routes.values() for p in route.providers}
     out.extend(f"providers.{name}: not used by any route" for name in config.providers
                if name not in used)
     return out
@@ -94,7 +94,7 @@ def summary(config: Config, path: str, style: Style) -> str:
              f"{len(config.routes)} routes"]
     rows = []
     for name, route in config.routes.items():
-        chain = f" {style.arrow} ".join(route.chain)
+        chain = f" {style.arrow} ".join(route.labels)
         deadline = fmt_duration(route.deadline) if route.deadline is not None else "none"
         rows.append([name, chain, describe_fallback(route), route.fallback.runbook or "-",
                      deadline])
@@ -159,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps({"valid": True, "config": args.config,
                               "providers": list(config.providers),
-                              "routes": {n: list(r.chain) for n, r in config.routes.items()},
+                              "routes": {n: r.labels for n, r in config.routes.items()},
                               "warnings": warnings}, indent=2))
             return 0
         print(summary(config, args.config, style))

@@ -280,7 +280,7 @@ def run(args: argparse.Namespace) -> int:
     obj = config.objectives
     head_stream = sys.stderr if args.json else sys.stdout
     head_style = err_style if args.json else style
-    chains = "; ".join(f"{name}: {f' {style.arrow} '.join(r.chain)}"
+    chains = "; ".join(f"{name}: {f' {style.arrow} '.join(r.labels)}"
                        for name, r in config.routes.items()
                        if args.route is None or name in args.route)
     print(head_style.bold(f"failover drill: {label}"), file=head_stream)

@@ -224,7 +224,7 @@ def assess(
 
     broken = _unimportable(fb.python, f"routes.{route_name}.fallback.python")
     has_fallback = bool(fb.runbook or (fb.python and not broken) or fb.defer)
-    usable = [p for p in route.chain if config.providers[p].force != "open"]
+    usable = [p for p in route.providers if config.providers[p].force != "open"]
     has_backup = len(usable) >= 2
     alerts = [e for e in (webhook.events if webhook else []) if e in ALERT_EVENTS]
 
@@ -237,7 +237,7 @@ def assess(
         gaps[1].append("no manual fallback: add `fallback.runbook` (the documented "
                        "procedure), `fallback.python` or `fallback.defer: true`")
     if not has_backup:
-        forced = [p for p in route.chain if p not in usable]
+        forced = [p for p in route.providers if p not in usable]
         why = f" ({', '.join(forced)} forced open)" if forced else ""
         only = f"only `{usable[0]}`" if usable else "no usable provider"
         gaps[2].append(f"no backup provider: the chain has {only}{why}; add a second "
@@ -261,7 +261,7 @@ def assess(
     if not fb.python and not fb.defer:
         out.advisory.append("requests are lost when every provider is down: add "
                             "`fallback.defer: true` (kept for replay) or `fallback.python`")
-    for name in route.chain:
+    for name in route.providers:
         provider = config.providers[name]
         if plaintext_key(provider):
             out.advisory.append(f"provider `{name}` has its API key in plain text in the "
@@ -342,7 +342,7 @@ def build_plan(
     add("|---|---|---|---|---|---|")
     for name, route in config.routes.items():
         a = assessments[name]
-        add(f"| `{name}` | {a.level} of 3 | {' → '.join(route.chain)} | "
+        add(f"| `{name}` | {a.level} of 3 | {' → '.join(route.labels)} | "
             f"{_md(describe_fallback(route))} | {_md(route.fallback.runbook or 'none')} | "
             f"{_drill_cell(drills, name)} |")
     add("")
@@ -369,7 +369,7 @@ def build_plan(
         add("")
         add("| # | Provider | Type | Model | Endpoint | Key | Timeout |")
         add("|---|---|---|---|---|---|---|")
-        for i, pname in enumerate(route.chain, 1):
+        for i, pname in enumerate(route.providers, 1):
             p = config.providers[pname]
             forced = f" (forced {p.force})" if p.force else ""
             add(f"| {i} | `{pname}`{forced} | {p.type} | {_md(p.model or '-')} | "

@@ -152,7 +152,7 @@ class _Run:
 
     @property
     def chain(self) -> list[str]:
-        return list(self.config.routes[self.route].chain)
+        return list(self.config.routes[self.route].providers)
 
     def send(self) -> DrillRequest:
         start = self.clock()
@@ -259,7 +259,7 @@ def _rotating(config: failover.Config, route: str) -> failover.Config:
     """The drilled config with the route's primary keyed by `ROTATION_VARIABLE`."""
     from pydantic import SecretStr
 
-    primary = config.routes[route].chain[0]
+    primary = config.routes[route].providers[0]
     keyed = config.providers[primary].model_copy(update={
         "api_key": SecretStr("${" + ROTATION_VARIABLE + "}"), "api_keys": []})
     return config.model_copy(update={"providers": {**config.providers, primary: keyed}})

@@ -182,7 +182,7 @@ def describe(config: failover.Config, routes: Sequence[str] | None) -> list[str]
     """What a game day will reach, one line a provider, for the confirmation."""
     lines: list[str] = []
     for name in routes or config.routes:
-        chain = config.routes[name].chain
+        chain = config.routes[name].providers
         for i, provider in enumerate(chain):
             p = config.providers[provider]
             role = "primary: made to look down locally" if i == 0 else "real requests"

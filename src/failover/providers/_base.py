@@ -59,6 +59,7 @@ from .._errors import (
     StreamInterrupted,
     Timeout,
 )
+from .._limits import QuotaReading, read_rate_limit_headers
 from .._models import (
     Completed,
     Message,
@@ -127,6 +128,11 @@ _process_wide: list[TransportOverride] = []
 _reached: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "failover_reached_provider", default=False
 )
+#: The index of the key the current attempt sends with (which key a response's
+#: rate-limit headers are about).
+_attempt_key: contextvars.ContextVar[int] = contextvars.ContextVar(
+    "failover_attempt_key", default=0
+)
 
 
 @contextlib.contextmanager
@@ -193,6 +199,9 @@ class SeamTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
         self._async: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, httpx2.AsyncHTTPTransport] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
+        #: Called with every response the provider sends (its adapter reads the
+        #: rate-limit headers); None: nobody is listening.
+        self.observer: Callable[[httpx2.Response], None] | None = None
 
     def _real_sync(self) -> httpx2.HTTPTransport:
         if self._sync is None:
@@ -233,6 +242,8 @@ class SeamTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
             _reached.set(True)
             raise
         _reached.set(True)
+        if self.observer is not None:
+            self.observer(response)
         return response
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
@@ -247,6 +258,8 @@ class SeamTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
             _reached.set(True)
             raise
         _reached.set(True)
+        if self.observer is not None:
+            self.observer(response)
         return response
 
     def close(self) -> None:
@@ -551,14 +564,15 @@ class ProviderAdapter(ABC):
         register_url(config.base_url)
         #: Key index -> why its ``${VAR}`` cannot be resolved.
         self._missing: dict[int, str] = {}
-        self._key_index = 0
-        self._bad_keys: set[int] = set()
+        #: Told what each response's rate-limit headers say, with the key's index.
+        self.on_rate_limits: Callable[[int, QuotaReading], None] | None = None
         self._sync_clients: dict[int, Any] = {}
         self._async_clients: dict[int, Any] = {}
         # google-genai never closes an injected client, so the adapter owns them all.
         self._http_clients: list[httpx2.Client | httpx2.AsyncClient] = []
         self._timeouts: dict[tuple[float | None, bool], httpx2.Timeout] = {}
         self.transport = SeamTransport(name, fallback=self._simulator())
+        self.transport.observer = self._observe
 
     # -- hooks -------------------------------------------------------------------------
 
@@ -662,26 +676,27 @@ class ProviderAdapter(ABC):
         self._resolve_keys()
         return list(self._missing.values())
 
+    def missing_keys(self) -> Mapping[int, str]:
+        """The keys whose ``${VAR}`` (or key file) cannot be read now, by index."""
+        self._resolve_keys()
+        return self._missing
+
     def _usable_key(self, index: int) -> str | None:
-        key = self._resolve_keys()[index]
+        keys = self._resolve_keys()
         if index in self._missing:
+            if len(keys) > 1 and len(self._missing) == len(keys):
+                raise AuthenticationFailed("no usable key: " + "; ".join(self._missing.values()),
+                                           provider=self.name, code="missing_credential")
             raise AuthenticationFailed(self._missing[index], provider=self.name,
                                        code="missing_credential")
-        return key
+        return keys[index]
 
-    def _pick_key(self) -> int:
-        keys = self._resolve_keys()
-        unusable = self._bad_keys | self._missing.keys()
-        if len(keys) == 1 and not unusable:
-            return 0
-        for _ in range(len(keys)):
-            self._key_index = (self._key_index + 1) % len(keys)
-            if self._key_index not in unusable:
-                return self._key_index
-        if len(self._missing) == len(keys):
-            raise AuthenticationFailed("no usable key: " + "; ".join(self._missing.values()),
-                                       provider=self.name, code="missing_credential")
-        return self._key_index
+    def _observe(self, response: httpx2.Response) -> None:
+        hook = self.on_rate_limits
+        if hook is not None:
+            reading = read_rate_limit_headers(response.headers.raw)
+            if reading is not None:
+                hook(_attempt_key.get(), reading)
 
     def headers(self) -> dict[str, str]:
         """The configured headers, ``${VAR}`` expanded; a value read from the environment,
@@ -777,10 +792,6 @@ class ProviderAdapter(ABC):
             mapped.provider = self.name
         return mapped
 
-    def _note_key_failure(self, key_index: int, err: ProviderError) -> None:
-        if isinstance(err, (AuthenticationFailed, PermissionDenied)) and len(self._keys or ()) > 1:
-            self._bad_keys.add(key_index)
-
     def _translate(self, raw: Any, request: Request) -> Response:
         try:
             return parse_answer(request.response_format, self._to_response(raw),
@@ -819,9 +830,11 @@ class ProviderAdapter(ABC):
 
     # -- entry points --------------------------------------------------------------------
 
-    def complete(self, request: Request, *, timeout: float | None = None) -> Response:
+    def complete(self, request: Request, *, timeout: float | None = None,
+                 key: int = 0) -> Response:
+        """One attempt with the key at index ``key``; the same for the three below."""
         _reached.set(False)
-        key = self._pick_key()
+        _attempt_key.set(key)
         limit = self.timeouts.request if timeout is None else min(timeout, self.timeouts.request)
         bound = AttemptBound(time.monotonic() + limit)
         token = current_bound().set(bound)
@@ -829,7 +842,6 @@ class ProviderAdapter(ABC):
             raw = self._send(self.sync_client(key), request, self.http_timeout(timeout))
         except Exception as exc:
             err = self.error(exc)
-            self._note_key_failure(key, err)
         else:
             return self._translate(raw, request)
         finally:
@@ -837,14 +849,14 @@ class ProviderAdapter(ABC):
             current_bound().reset(token)
         raise err  # outside the handler: no reference to the SDK's exception
 
-    async def acomplete(self, request: Request, *, timeout: float | None = None) -> Response:
+    async def acomplete(self, request: Request, *, timeout: float | None = None,
+                        key: int = 0) -> Response:
         _reached.set(False)
-        key = self._pick_key()
+        _attempt_key.set(key)
         try:
             raw = await self._asend(self.async_client(key), request, self.http_timeout(timeout))
         except Exception as exc:
             err = self.error(exc)
-            self._note_key_failure(key, err)
         else:
             return self._translate(raw, request)
         raise err  # outside the handler: no reference to the SDK's exception
@@ -899,14 +911,14 @@ class ProviderAdapter(ABC):
         return response
 
     def stream(
-        self, request: Request, *, timeout: float | None = None
+        self, request: Request, *, timeout: float | None = None, key: int = 0
     ) -> Generator[StreamEvent, None, None]:
         """Deltas, then one `Completed`. A broken stream raises, never completes."""
         _reached.set(False)
+        _attempt_key.set(key)
         acc = StreamAccumulator(self.name, self.model)
         first_limit, stall_limit = self._stream_limits(timeout)
         bounds = _StreamBounds(first_limit, stall_limit, time.monotonic())
-        key = self._pick_key()
         chunks: Any = None
         failure: ProviderError | None = None
         bound = AttemptBound(time.monotonic() + first_limit)
@@ -941,7 +953,6 @@ class ProviderAdapter(ABC):
             raise
         except Exception as exc:
             failure = self._stream_cut(bound, acc) or self._stream_failure(exc, acc)
-            self._note_key_failure(key, failure)
         finally:
             bound.done = True
             _close_quietly(chunks)
@@ -950,13 +961,13 @@ class ProviderAdapter(ABC):
         yield Completed(self._finished_answer(acc, request))
 
     async def astream(
-        self, request: Request, *, timeout: float | None = None
+        self, request: Request, *, timeout: float | None = None, key: int = 0
     ) -> AsyncGenerator[StreamEvent, None]:
         _reached.set(False)
+        _attempt_key.set(key)
         acc = StreamAccumulator(self.name, self.model)
         first_limit, stall_limit = self._stream_limits(timeout)
         bounds = _StreamBounds(first_limit, stall_limit, time.monotonic())
-        key = self._pick_key()
         chunks: Any = None
         failure: ProviderError | None = None
         try:
@@ -1003,7 +1014,6 @@ class ProviderAdapter(ABC):
             raise
         except Exception as exc:
             failure = self._stream_failure(exc, acc)
-            self._note_key_failure(key, failure)
         finally:
             await _aclose_quietly(chunks)
         if failure is not None:
