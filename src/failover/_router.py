@@ -44,6 +44,7 @@ from ._fallback import (
     PeriodicBackup,
     StoreError,
 )
+from ._fleet import FleetEntry, RedisFleetSync
 from ._health import ProviderHealth
 from ._instrumentation import (
     Instrumentation,
@@ -131,6 +132,7 @@ class Router:
             *instrumentation, *telemetry_hooks(config))
         install_log_scrubber()
         self._shared: RedisBreakerSync | None = None
+        self._fleet: RedisFleetSync | None = None
         if config.state.backend == "redis":
             assert config.state.url is not None
             state_url = resolve_env(config.state.url, "state.url")
@@ -140,6 +142,11 @@ class Router:
                 clock=self._clock, apply=self._adopt_shared,
                 local=lambda: [p.breaker.snapshot() for p in self._state.providers.values()])
             self._shared.start(list(self._state.providers))
+            self._fleet = RedisFleetSync(
+                state_url, prefix=config.state.prefix, clock=self._clock,
+                entries=self._fleet_entries, where=scrub(state_url.split("@")[-1]),
+                announce=lambda type_, detail: self._emit(type_, None, None, detail))
+            self._fleet.start()
         self._notifier = NotifierSlot(self._bus, self._clock)
         self._notifier.update(config)
         for problem in env_problems(config):
@@ -543,6 +550,14 @@ class Router:
             if provider is not None:
                 self._shared.publish({**provider.breaker.snapshot(), "reason": reason})
 
+    def _fleet_entries(self) -> list[FleetEntry]:
+        """What the fleet shares of each provider (read by the quota thread)."""
+        return [
+            FleetEntry(name, list(zip(p.key_ids(), p.keys.keys, strict=False)), p.keys.provider,
+                       p)
+            for name, p in self._state.providers.items()
+        ]
+
     def _adopt_shared(self, name: str, snapshot: Mapping[str, Any]) -> None:
         """Another worker's breaker transition (from the Redis subscriber thread). An
         operator's override (``failover force-open``...) is an event in every worker;
@@ -627,6 +642,8 @@ class Router:
             thread.join(timeout=5.0)  # a client built after close would leak its pool
         if self._shared is not None:
             self._shared.close()
+        if self._fleet is not None:
+            self._fleet.close()
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
         self._notifier.close()

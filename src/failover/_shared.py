@@ -34,7 +34,7 @@ from typing import Any
 from ._errors import ConfigError
 from ._secrets import scrub
 
-__all__ = ["RedisBreakerSync"]
+__all__ = ["OutageLog", "RedisBreakerSync"]
 
 logger = logging.getLogger("failover.shared")
 
@@ -76,7 +76,7 @@ class RedisBreakerSync:
         self._out_of_touch = False
         #: Providers whose last transition could not be published (Redis was down).
         self._unsent: set[str] = set()
-        self._errors = _ErrorLog(logger)
+        self._errors = OutageLog(logger)
         self._redis: Any = redis.Redis.from_url(
             url, socket_timeout=1.0, socket_connect_timeout=1.0, health_check_interval=10)
         self._outbox: queue.Queue[Any] = queue.Queue(maxsize=1000)
@@ -261,11 +261,15 @@ class RedisBreakerSync:
             pass
 
 
-class _ErrorLog:
+class OutageLog:
     """The first error of an outage at ERROR, then one summary a minute, then "back"."""
 
-    def __init__(self, log: logging.Logger, every: float = 60.0) -> None:
+    def __init__(self, log: logging.Logger, every: float = 60.0, *,
+                 subject: str = "shared breaker state",
+                 meanwhile: str = "each worker keeps its own breakers meanwhile") -> None:
         self._log = log
+        self._subject = subject
+        self._meanwhile = meanwhile
         self._every = every
         self._failing = 0
         self._last = 0.0
@@ -279,17 +283,16 @@ class _ErrorLog:
             if first or due:
                 self._last = now
         if first:
-            self._log.error("shared breaker state: %s: %s; each worker keeps its own "
-                            "breakers meanwhile", what, exc)
+            self._log.error("%s: %s: %s; %s", self._subject, what, exc, self._meanwhile)
         elif due:
-            self._log.error("shared breaker state: %s: still failing (%d errors so far): %s",
+            self._log.error("%s: %s: still failing (%d errors so far): %s", self._subject,
                             what, self._failing, exc)
 
     def ok(self, what: str) -> None:
         with self._lock:
             failed, self._failing = self._failing, 0
         if failed:
-            self._log.warning("shared breaker state: %s is back after %d error(s)", what,
+            self._log.warning("%s: %s is back after %d error(s)", self._subject, what,
                               failed)
 
 

@@ -74,6 +74,7 @@ class Provider:
         #: Requests the other workers have in flight here (a shared-state backend's).
         self.fleet_inflight = 0
         self._inflight_lock = threading.Lock()
+        self._key_ids: list[str] | None = None
         self._adapter: ProviderAdapter | None = None
         self._build_lock = threading.Lock()
 
@@ -100,6 +101,16 @@ class Provider:
 
     def other_key_usable(self, key: int, now: float) -> bool:
         return self.keys.usable_besides(key, now, self.adapter.missing_keys())
+
+    def key_ids(self) -> list[str]:
+        """Each key named by a digest of its value (for the fleet), never the value."""
+        ids = self._key_ids
+        if ids is None:
+            refs = self.config.key_refs()
+            ids = self._key_ids = [
+                _digest(f"{self.name}:{i}:" + _resolved_or_empty(ref.get_secret_value(), self.name))
+                for i, ref in enumerate(refs)] or [_digest(f"{self.name}:keyless")]
+        return ids
 
     def _observe(self, key: int, reading: QuotaReading) -> None:
         if 0 <= key < len(self.keys.keys):
@@ -243,6 +254,17 @@ def _provider_state_key(config: Config, name: str) -> Any:
         config.providers[name].retry or config.defaults.retry,
         credentials_fingerprint(config, name),
     )
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _resolved_or_empty(raw: str, where: str) -> str:
+    try:
+        return resolve_env(raw, where)
+    except ConfigError:
+        return ""
 
 
 def credentials_fingerprint(config: Config, name: str) -> str:

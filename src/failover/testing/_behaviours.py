@@ -39,6 +39,7 @@ __all__ = [
     "flaky",
     "hang",
     "malformed",
+    "quota",
     "rate_limit",
     "refuse",
     "reset",
@@ -65,6 +66,8 @@ class Call:
     now: float
     #: The client's read timeout for this request, when it set one.
     read_timeout: float | None = None
+    #: Which credential sent it: a digest of its key header (never the key), "" if none.
+    credential: str = ""
 
     @property
     def format(self) -> WireFormat:
@@ -488,6 +491,95 @@ def sequence(*steps: Behaviour) -> Behaviour:
     """One behaviour per request in order; after the last, the last one repeats.
     ``sequence(fail(503), fail(503), answer("ok"))``."""
     return Sequence(tuple(s.fresh() if isinstance(s, Behaviour) else s for s in steps))
+
+
+# --- quotas -----------------------------------------------------------------------------
+
+
+class Quota(Behaviour):
+    """Requests and tokens per ``window`` seconds, per key, with the provider's headers."""
+
+    def __init__(self, rpm: int | None, tpm: int | None, window: float, per_key: bool,
+                 retry_after: bool, then: Behaviour) -> None:  # fmt: skip
+        if rpm is None and tpm is None:
+            raise ValueError("quota() needs rpm=, tpm= or both")
+        if window <= 0:
+            raise ValueError(f"quota(window) must be positive, got {window!r}")
+        self.rpm = rpm
+        self.tpm = tpm
+        self.window = window
+        self.per_key = per_key
+        self.retry_after = retry_after
+        self.then = then
+        #: Credential -> (window index, requests, tokens) of its current window.
+        self._used: dict[str, tuple[int, int, int]] = {}
+        #: Requests refused with a 429.
+        self.refused = 0
+
+    def reply(self, call: Call) -> Reply:
+        who = call.credential if self.per_key else ""
+        index = int(call.now // self.window)
+        window, requests, tokens = self._used.get(who, (index, 0, 0))
+        if window != index:
+            requests, tokens = 0, 0
+        cost = call.wire.input_tokens + _max_tokens(call.wire)
+        reset = (index + 1) * self.window - call.now
+        over = (self.rpm is not None and requests + 1 > self.rpm) or (
+            self.tpm is not None and tokens + cost > self.tpm)
+        if over:
+            self.refused += 1
+            self._used[who] = (index, requests, tokens)
+            reply = Fail(429, reset if self.retry_after else None,
+                         message="Rate limit reached (simulated quota)").reply(call)
+        else:
+            requests, tokens = requests + 1, tokens + cost
+            self._used[who] = (index, requests, tokens)
+            reply = self.then.reply(call)
+        reply.headers.update(self._headers(call.format, requests, tokens, reset))
+        return reply
+
+    def _headers(self, fmt: WireFormat, requests: int, tokens: int,
+                 reset: float) -> dict[str, str]:  # fmt: skip
+        """The rate-limit headers in the provider's own style (Gemini sends none)."""
+        out: dict[str, str] = {}
+        for kind, limit, used in (("requests", self.rpm, requests), ("tokens", self.tpm, tokens)):
+            if limit is None:
+                continue
+            left = str(max(0, limit - used))
+            if fmt == "openai":
+                out |= {f"x-ratelimit-limit-{kind}": str(limit),
+                        f"x-ratelimit-remaining-{kind}": left,
+                        f"x-ratelimit-reset-{kind}": f"{reset:.3f}s"}
+            elif fmt == "anthropic":
+                import datetime
+
+                at = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(
+                    seconds=reset)
+                out |= {f"anthropic-ratelimit-{kind}-limit": str(limit),
+                        f"anthropic-ratelimit-{kind}-remaining": left,
+                        f"anthropic-ratelimit-{kind}-reset": at.isoformat()}
+        return out
+
+
+def _max_tokens(wire: WireRequest) -> int:
+    body = wire.body if isinstance(wire.body, dict) else {}
+    value = body.get("max_tokens", body.get("max_completion_tokens"))
+    if value is None:
+        value = (body.get("generationConfig") or {}).get("maxOutputTokens")
+    return value if isinstance(value, int) else 0
+
+
+def quota(rpm: int | None = None, tpm: int | None = None, *, window: float = 60.0,
+          per_key: bool = True, retry_after: bool = False,
+          then: Behaviour | None = None) -> Behaviour:
+    """Enforce ``rpm`` requests and ``tpm`` tokens (the request's estimate plus its
+    ``max_tokens``) per ``window`` seconds of the kit's clock, for each key (or, with
+    ``per_key=False``, for the provider), answering with ``then`` (an answer by default)
+    and a 429 once spent. Every reply carries the provider's rate-limit headers
+    (OpenAI's ``x-ratelimit-*``, Anthropic's ``anthropic-ratelimit-*``); a 429 carries
+    Retry-After only with ``retry_after=True``, as real quotas often do not."""
+    return Quota(rpm, tpm, window, per_key, retry_after,
+                 then if then is not None else Answer(_wire.DEFAULT_TEXT))
 
 
 # --- shorthands (the marker) ------------------------------------------------------------

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import hashlib
 import shutil
 import tempfile
 import threading
@@ -56,6 +57,7 @@ from ._behaviours import (
     flaky,
     hang,
     malformed,
+    quota,
     rate_limit,
     refuse,
     reset,
@@ -277,6 +279,13 @@ class SimulatedProvider:
         """One step per request; the last repeats."""
         return self.set(sequence(*steps))
 
+    def quota(self, rpm: int | None = None, tpm: int | None = None, *,
+              window: float = 60.0, per_key: bool = True, retry_after: bool = False,
+              then: Behaviour | None = None) -> SimulatedProvider:  # fmt: skip
+        """Enforce ``rpm``/``tpm`` per key with 429s, sending rate-limit headers."""
+        return self.set(quota(rpm, tpm, window=window, per_key=per_key,
+                              retry_after=retry_after, then=then))
+
     # -- serving -------------------------------------------------------------------------
 
     def _side_effect(self, request: httpx.Request) -> Any:
@@ -294,10 +303,20 @@ class SimulatedProvider:
                 index=self._handled,
                 now=recorded.time,
                 read_timeout=_read_timeout(exchange),
+                credential=_credential(request),
             )
             self._handled += 1
             reply = behaviour.reply(call)
         return self._kit._carry_out(reply, request, exchange)
+
+
+def _credential(request: httpx.Request) -> str:
+    """A digest of the request's key header: who sent it, without the key itself."""
+    for name in _SECRET_HEADERS:
+        value = request.headers.get(name)
+        if value:
+            return hashlib.sha256(value.encode()).hexdigest()[:12]
+    return ""
 
 
 def _is_url(key: str) -> bool:
