@@ -619,3 +619,49 @@ def test_reading_the_state_changes_nothing() -> None:
     assert permit is not None and permit.probe
     assert breaker.snapshot()["state"] == "half_open"
 
+
+
+# --- slow calls ---------------------------------------------------------------------------
+
+
+def answer_slowly(breaker: Breaker, n: int = 1) -> list[Transition]:
+    out: list[Transition] = []
+    for _ in range(n):
+        permit = breaker.allow()
+        assert permit is not None
+        out += breaker.on_success(permit, slow=True)
+    return out
+
+
+def test_a_slow_call_rate_opens_the_breaker() -> None:
+    clock = FakeClock()
+    breaker = make(clock, slow_call=2.0, slow_call_rate=0.5, min_calls=4)
+    succeed(breaker, 2)
+    assert answer_slowly(breaker) == []  # 1 of 3: under min_calls
+    (opened,) = answer_slowly(breaker)  # 2 of 4: the rate
+    assert (opened.new, opened.reason) == ("open", "slow_calls")
+    assert breaker.consecutive_failures == 0  # slow is not failed
+
+
+def test_a_slow_probe_opens_again_and_a_fast_one_closes() -> None:
+    clock = FakeClock()
+    breaker = make(clock, slow_call=2.0, min_calls=1, slow_call_rate=1.0, open_for=5,
+                   max_open_for=20)
+    answer_slowly(breaker)
+    clock.advance(5)
+    (half_open, reopened) = answer_slowly(breaker)
+    assert (half_open.new, reopened.new, reopened.reason) == ("half_open", "open", "probe_slow")
+    assert breaker.open_for == 10
+    clock.advance(10)
+    transitions = succeed(breaker)
+    assert [t.reason for t in transitions] == ["open_elapsed", "probe_succeeded"]
+
+
+def test_slow_calls_travel_in_the_snapshot() -> None:
+    clock = FakeClock()
+    breaker = make(clock, slow_call=2.0, min_calls=4)
+    answer_slowly(breaker, 3)
+    other = make(clock, slow_call=2.0, min_calls=4)
+    other.restore(json.loads(json.dumps(breaker.snapshot())))
+    (opened,) = answer_slowly(other)
+    assert opened.reason == "slow_calls"

@@ -91,7 +91,7 @@ class Candidate(Protocol):
 
     def can_prefill(self) -> bool: ...
 
-    def pick_key(self, now: float) -> int | None: ...
+    def pick_key(self, now: float, request: Request) -> int | None: ...
 
     def key_blocked_until(self, now: float) -> float: ...
 
@@ -112,6 +112,8 @@ class Chain(Protocol):
     actions: Mapping[str, str]
     hedged: int
     requests: int
+    #: Members of pools: a failure moves on to the next member, never waits to retry.
+    pooled: frozenset[str]
 
     def order(self) -> Iterable[Any]: ...
 
@@ -359,7 +361,7 @@ class Attempts:
         """The next provider in chain order with a usable key and a breaker permit;
         skips cost ~µs."""
         for provider in self._chain:
-            key = provider.pick_key(self.clock())
+            key = provider.pick_key(self.clock(), self.request)
             why = self._too_small(provider) or self._no_key(provider, key)
             if why is None:
                 assert key is not None
@@ -466,7 +468,7 @@ class Attempts:
         if key_only and not attempt.delivered and not self._expired():
             # The key failed, not the provider: the same request goes at once to the
             # provider's next key (no backoff, no retry spent, no breaker failure).
-            key, permit = provider.pick_key(self.clock()), provider.breaker.allow()
+            key, permit = provider.pick_key(self.clock(), self.request), provider.breaker.allow()
             if key is not None and permit is not None:
                 return self._try(provider, permit, attempt.tries, key)
             if permit is not None:
@@ -485,7 +487,8 @@ class Attempts:
             broken = self.recovery.broke(provider.name, err)
             if broken is not None:
                 return self._raise(broken)
-        elif decision.action == "retry" and not self._expired():
+        elif decision.action == "retry" and not self._expired() and (
+                provider.name not in self.route.pooled):
             return self._retry(attempt, err, decision)
         self._last_failed = provider.name
         return self._next()
@@ -582,7 +585,7 @@ class Attempts:
 
     def waited(self, wait: Wait) -> Action:
         provider, permit = wait.provider, wait.permit
-        key = provider.pick_key(self.clock())
+        key = provider.pick_key(self.clock(), self.request)
         if key is None:
             if permit is not None:
                 provider.breaker.release(permit)

@@ -183,8 +183,9 @@ class Quota:
         """Requests and tokens this process sent in the last minute."""
         return self._sent.totals(now)
 
-    def blocked(self, now: float) -> float | None:
-        """When this key may be used again if it may not be now, else None."""
+    def blocked(self, now: float, cost: int = 0) -> float | None:
+        """When this key may be used again if it may not be now (for a request of
+        ``cost`` tokens), else None."""
         if self.retired is not None:
             return math.inf
         until = self.cooldown_until if self.cooldown_until > now else 0.0
@@ -195,8 +196,10 @@ class Quota:
         limits = self.limits
         if limits is not None:
             requests, tokens = self.used(now)
+            # A minute with nothing in it lets any request through: one too large for
+            # the limit is the provider's to refuse, not ours to hold forever.
             if (limits.rpm is not None and requests >= limits.rpm) or (
-                    limits.tpm is not None and tokens >= limits.tpm):
+                    limits.tpm is not None and tokens and tokens + cost > limits.tpm):
                 until = max(until, now + _MINUTE / 12)  # the oldest bucket leaves by then
         return until or None
 
@@ -270,8 +273,9 @@ class KeyPool:
         self.provider = Quota(None if per_key else limits, clock)
         self._next = 0
 
-    def pick(self, now: float, missing: Collection[int] = ()) -> int | None:
-        """The key to send the next request with, or None when none may be used now."""
+    def pick(self, now: float, missing: Collection[int] = (), cost: int = 0) -> int | None:
+        """The key to send the next request (of ``cost`` tokens) with, or None when none
+        may be used now."""
         keys = self.keys
         if len(keys) == 1:
             quota = keys[0]
@@ -279,12 +283,12 @@ class KeyPool:
                     quota.requests_left != 0 and quota.tokens_left != 0
                     and quota.limits is None) and self.provider.limits is None:
                 return 0  # the common case: one key, nothing near a limit
-        if self.provider.blocked(now) is not None:
+        if self.provider.blocked(now, cost) is not None:
             return None
         for _ in range(len(keys)):
             index = self._next
             self._next = (index + 1) % len(keys)
-            if index not in missing and keys[index].blocked(now) is None:
+            if index not in missing and keys[index].blocked(now, cost) is None:
                 return index
         return None
 

@@ -48,7 +48,8 @@ class Member(Protocol):
 class Pool:
     """One pool element of a route's chain and its strategy's small state."""
 
-    __slots__ = ("_current", "_lock", "_orders", "_turn", "members", "strategy", "weights")
+    __slots__ = ("_current", "_lock", "_orders", "_requests", "_turn", "members", "strategy",
+                 "weights")
 
     def __init__(self, members: Sequence[Member], strategy: Strategy,
                  weights: Sequence[float]) -> None:
@@ -56,6 +57,7 @@ class Pool:
         self.strategy = strategy
         self.weights = tuple(weights)
         self._turn = 0
+        self._requests = 0
         self._current = [0.0] * len(self.members)
         self._lock = threading.Lock()
         self._orders: dict[str, Callable[[], list[Member]]] = {
@@ -78,6 +80,7 @@ class Pool:
         with self._lock:
             turn = self._turn
             self._turn = (turn + 1) % len(self.members)
+            self._requests += 1
         members = self.members
         return list(members[turn:] + members[:turn])
 
@@ -87,7 +90,7 @@ class Pool:
 
     def _least_latency(self) -> list[Member]:
         rotation = self._rotation()
-        if self._turn % _EXPLORE_EVERY == 0:
+        if self._requests % _EXPLORE_EVERY == 0:
             return rotation
 
         def latency(member: Member) -> float:

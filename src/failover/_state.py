@@ -92,9 +92,15 @@ class Provider:
 
     # -- keys and quota --------------------------------------------------------------------
 
-    def pick_key(self, now: float) -> int | None:
+    def pick_key(self, now: float, request: Request) -> int | None:
         """The key for the next attempt, or None when no key may be used now."""
-        return self.keys.pick(now, self.adapter.missing_keys())
+        return self.keys.pick(now, self.adapter.missing_keys(), self._cost(request))
+
+    def _cost(self, request: Request) -> int:
+        """The tokens ``request`` counts against a tokens-a-minute limit (0: none kept)."""
+        if not self._counts_tokens:
+            return 0
+        return request.estimated_input_tokens() + (request.max_tokens or 0)
 
     def key_blocked_until(self, now: float) -> float:
         return self.keys.blocked_until(now, self.adapter.missing_keys())
@@ -122,9 +128,8 @@ class Provider:
         """An attempt on ``key`` is about to be sent."""
         with self._inflight_lock:
             self._inflight += 1
-        quota = self.keys.keys[key]
-        tokens = 0
-        if self._counts_tokens or quota.tokens_left is not None:
+        tokens = self._cost(request)
+        if not tokens and self.keys.keys[key].tokens_left is not None:
             tokens = request.estimated_input_tokens() + (request.max_tokens or 0)
         self.keys.sent(key, self._clock(), tokens)
 
@@ -186,6 +191,8 @@ class Route:
     requests: int = 0
     #: The chain's elements: a provider, or a `Pool` of them (empty: no pools).
     elements: tuple[Provider | Pool, ...] = ()
+    #: The providers that are members of a pool of two or more.
+    pooled: frozenset[str] = frozenset()
 
     def order(self) -> Iterable[Provider]:
         """The providers one request tries, in order: each pool as its strategy says."""
@@ -325,6 +332,8 @@ def build_state(config: Config, clock: Clock, previous: State | None,
             name=rname, config=rconf, chain=tuple(providers[p] for p in rconf.providers),
             fallback=callables.get("python"), actions=dict(rconf.actions),
             on_replay=callables.get("on_replay"), elements=_elements(rconf, providers),
+            pooled=frozenset(m.provider for e in rconf.chain if not isinstance(e, str)
+                             and len(e.pool) > 1 for m in e.members),
         )
     if problems:
         raise ConfigError(problems)
