@@ -169,7 +169,7 @@ class RedisFleetSync:
                     sums[key][0] += int(said[0])
                     sums[key][1] += int(said[1])
         for key, quota in quotas.items():
-            quota.fleet_requests, quota.fleet_tokens = sums[key]
+            quota.heard(now, *sums[key])
         entry.counts.fleet_inflight = inflight
         return gone
 
@@ -253,4 +253,5 @@ def _cool(quota: Quota, value: str, now: float, wall: float) -> None:
 def _drop_fleet(entry: FleetEntry) -> None:
     for _, quota in [*entry.keys, ("p", entry.own)]:
         quota.fleet_requests = quota.fleet_tokens = 0
+        quota.fleet_rate = quota.fleet_at = 0.0
     entry.counts.fleet_inflight = 0

@@ -142,17 +142,21 @@ def read_rate_limit_headers(raw: Iterable[tuple[bytes, bytes]]) -> QuotaReading 
 class Quota:
     """One key's (or one provider's) rate-limit state. See the module docstring."""
 
-    __slots__ = ("_clock", "_sent", "cooldown_until", "fleet_requests", "fleet_tokens",
-                 "limits", "requests_left", "requests_limit", "requests_reset_at", "retired",
-                 "streak", "tokens_left", "tokens_limit", "tokens_reset_at")
+    __slots__ = ("_clock", "_sent", "cooldown_until", "fleet_at", "fleet_rate",
+                 "fleet_requests", "fleet_tokens", "limits", "requests_left", "requests_limit",
+                 "requests_reset_at", "retired", "streak", "tokens_left", "tokens_limit",
+                 "tokens_reset_at")
 
     def __init__(self, limits: LimitsConfig | None, clock: Clock) -> None:
         self.limits = limits if limits is not None and (limits.rpm or limits.tpm) else None
         self._clock = clock
         self._sent = RollingCounts(_MINUTE, 12)  # first: requests, second: tokens
-        #: What the other workers sent in the last minute (a shared-state backend's).
+        #: What the other workers sent in the last minute (a shared-state backend's), when
+        #: that was read, and how fast their count was growing then (requests a second).
         self.fleet_requests = 0
         self.fleet_tokens = 0
+        self.fleet_at = 0.0
+        self.fleet_rate = 0.0
         self.requests_left: int | None = None
         self.requests_reset_at = 0.0
         self.tokens_left: int | None = None
@@ -175,9 +179,22 @@ class Quota:
             self.tokens_left = max(0, self.tokens_left - tokens)
 
     def used(self, now: float) -> tuple[int, int]:
-        """Requests and tokens sent in the last minute by the whole fleet (as known)."""
+        """Requests and tokens sent in the last minute by the whole fleet: the others'
+        as last read, plus what they are likely to have sent since at their rate."""
         requests, tokens = self._sent.totals(now)
-        return requests + self.fleet_requests, tokens + self.fleet_tokens
+        if self.fleet_requests:
+            ahead = self.fleet_rate * min(max(0.0, now - self.fleet_at), 1.0)
+            requests += self.fleet_requests + math.ceil(ahead)
+            tokens += self.fleet_tokens
+        return requests, tokens
+
+    def heard(self, now: float, requests: int, tokens: int) -> None:
+        """What the other workers sent in the last minute, read just now."""
+        elapsed = now - self.fleet_at
+        if self.fleet_at and elapsed > 0:
+            rate = max(0.0, (requests - self.fleet_requests) / elapsed)
+            self.fleet_rate = rate
+        self.fleet_requests, self.fleet_tokens, self.fleet_at = requests, tokens, now
 
     def mine(self, now: float) -> tuple[int, int]:
         """Requests and tokens this process sent in the last minute."""

@@ -1,0 +1,124 @@
+"""Quotas shared by the fleet through a real Redis: worker processes together respect
+one deployment's RPM, and a worker that loses Redis counts on its own at once, and says
+so."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler
+from typing import Any, ClassVar
+
+import failover
+from failover.testing import FakeClock, FakeProviders
+from support import LoopbackProvider, eventually, free_port
+
+RPM = 20
+
+
+class LimitedDeployment(LoopbackProvider):
+    """Two deployments on one loopback server: ``/limited`` enforces RPM with 429s."""
+
+    counts: ClassVar[dict[str, int]] = {}
+    lock = threading.Lock()
+
+    def do_POST(self) -> None:
+        where = self.path.split("/")[1]
+        with self.lock:
+            seen = self.counts[where] = self.counts.get(where, 0) + 1
+        if where == "limited" and seen > RPM:
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            body = json.dumps({"error": {"message": "Rate limit reached", "type": "requests",
+                                         "code": "rate_limit_exceeded"}}).encode()
+            self.send_response(429)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            with self.lock:
+                self.counts["429"] = self.counts.get("429", 0) + 1
+            return
+        super().do_POST()
+
+
+def fleet_config(port: int, redis_url: str, prefix: str) -> dict[str, Any]:
+    base = f"http://127.0.0.1:{port}"
+    return {
+        "providers": {
+            "limited": {"type": "openai", "model": "gpt-x", "api_key": "sk-fleet-0123456789",
+                        "base_url": f"{base}/limited/v1", "limits": {"rpm": RPM}},
+            "backup": {"type": "openai", "model": "gpt-x", "api_key": "sk-fleet-b-0123456789",
+                       "base_url": f"{base}/backup/v1"},
+        },
+        "routes": {"default": {"chain": ["limited", "backup"]}},
+        "state": {"backend": "redis", "url": redis_url, "prefix": prefix},
+    }
+
+
+WORKER = """
+import json, sys, time
+import failover
+config, start = json.loads(sys.argv[1]), float(sys.argv[2])
+with failover.Router(failover.Config.from_mapping(config)) as router:
+    router.warm_up()
+    time.sleep(max(0.0, start - time.time()))
+    served = []
+    for _ in range(30):
+        served.append(router.complete("hi").provider)
+        time.sleep(0.02)
+print(json.dumps(served))
+"""
+
+
+def test_two_worker_processes_share_one_rpm_limit(serve: Any, redis_url: str,
+                                                  prefix: str) -> None:
+    LimitedDeployment.counts = {}
+    port = serve(LimitedDeployment)
+    config = json.dumps(fleet_config(port, redis_url, prefix))
+    start = time.time() + 4.0
+    workers = [subprocess.Popen([sys.executable, "-c", WORKER, config, repr(start)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for _ in range(2)]
+    results = []
+    for worker in workers:
+        out, err = worker.communicate(timeout=60)
+        assert worker.returncode == 0, err
+        results.append(json.loads(out))
+    served = [p for result in results for p in result]
+    assert len(served) == 60  # every request answered
+    # Each worker alone would send its own 20: together they send one limit's worth
+    # (give or take what the other sent in the last 50 ms), and never meet the 429.
+    assert RPM - 2 <= LimitedDeployment.counts.get("limited", 0) <= RPM
+    assert LimitedDeployment.counts.get("429", 0) == 0
+    assert all(result.count("limited") >= 3 for result in results)  # both had a share
+
+
+def test_a_worker_that_loses_redis_counts_on_its_own_and_says_so(prefix: str) -> None:
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    events: list[failover.Event] = []
+    config = failover.Config.from_mapping({
+        "providers": {"limited": {"type": "openai", "model": "gpt-4o-mini",
+                                  "api_key": "sk-fleet-0123456789", "limits": {"rpm": 3}},
+                      "backup": {"type": "anthropic", "model": "claude-haiku-4-5",
+                                 "api_key": "sk-ant-fleet-0123456789"}},
+        "routes": {"default": {"chain": ["limited", "backup"]}},
+        "state": {"backend": "redis", "url": dead, "prefix": prefix},
+    })
+    with FakeProviders() as fake:
+        fake["limited"].answer("limited")
+        fake["backup"].answer("backup")
+        with failover.Router(config, clock=FakeClock()) as router:
+            router.subscribe(events.append)
+            router.warm_up()
+            began = time.monotonic()
+            served = [router.complete("hi").provider for _ in range(5)]
+            took = time.monotonic() - began
+            eventually(lambda: any(e.type == "shared_state_lost" for e in events),
+                       "the shared_state_lost event")
+    assert served == ["limited"] * 3 + ["backup"] * 2
+    assert took < 0.5  # no request waited on the dead Redis
+    lost = next(e for e in events if e.type == "shared_state_lost")
+    assert "counts rate limits and in-flight requests on its own" in lost.detail
