@@ -6,6 +6,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from benchmarks import pools
 from benchmarks._stats import median
 
 __all__ = ["markdown", "summarize_all", "targets"]
@@ -186,7 +187,7 @@ def summarize_all(raw: dict[str, Any]) -> dict[str, Any]:
             out[name] = _concurrency(data)
         elif name == "micro":
             out[name] = _micro(data)
-        elif name in ("cold_start", "first_failover"):
+        elif name in ("cold_start", "first_failover", "pools"):
             out[name] = data
     return out
 
@@ -346,6 +347,8 @@ def targets(s: dict[str, Any], breaker: dict[str, Any]) -> list[dict[str, Any]]:
             "import", "`import failover` < 100 ms, no SDK imported",
             f"{_fmt(ms, ' ms')} (SDKs loaded: {', '.join(loaded) or 'none'})", ok,
         ))  # fmt: skip
+    if "pools" in s:
+        out += pools.targets(s["pools"])
     return out
 
 
@@ -397,6 +400,8 @@ def markdown(doc: dict[str, Any]) -> str:
         parts += _cold_md(s["cold_start"])
     if "micro" in s:
         parts += _micro_md(s["micro"])
+    if "pools" in s:
+        parts += pools.markdown_section(s["pools"])
     cap = doc.get("server_capacity", {})
     parts += [
         "## The loopback server",

@@ -112,6 +112,19 @@ _OK_SSE = _response(200, _SSE, "text/event-stream")
 _R503 = _response(503, _error_body(503, "the engine is overloaded", "server_error"))
 _R500 = _response(500, _error_body(500, "internal error", "server_error"))
 _R404 = _response(404, _error_body(404, "no such path", "invalid_request_error"))
+_R429_QUOTA = _response(429, _error_body(429, "Rate limit reached for requests", "requests"))
+
+
+def _spend(fault: _Fault) -> str:
+    """One request against an ``rpm`` fault's minute: "ok", or "429" once spent."""
+    now = time.monotonic()
+    if not fault.window_start or now - fault.window_start >= 60.0:
+        fault.window_start, fault.window_used = now, 0
+    if fault.window_used >= fault.rpm:
+        fault.refused += 1
+        return "429"
+    fault.window_used += 1
+    return "ok"
 
 
 @dataclass
@@ -119,6 +132,12 @@ class _Fault:
     kind: str = "ok"
     delay_s: float = 0.0
     retry_after: float = 1.0
+    #: ``rpm``: requests answered per minute (fixed windows from the first request),
+    #: then 429s without Retry-After or rate-limit headers, as a quota often answers.
+    rpm: int = 0
+    window_start: float = 0.0
+    window_used: int = 0
+    refused: int = 0
 
 
 @dataclass
@@ -209,6 +228,12 @@ class _Connection(asyncio.Protocol):
         state.counts[tag] = state.counts.get(tag, 0) + 1
         fault = state.faults.get(tag)
         kind = "ok" if fault is None else fault.kind
+        if kind == "rpm":
+            assert fault is not None
+            kind = _spend(fault)
+            if kind == "429":
+                self._write(_R429_QUOTA)
+                return
         if kind == "ok":
             stream = b'"stream":true' in body or b'"stream": true' in body
             self._write(_OK_SSE if stream else _OK_JSON)
@@ -292,6 +317,7 @@ class FakeProviderServer:
         if path == "/_stats":
             out: dict[str, Any] = {
                 "counts": dict(state.counts),
+                "refused": {t: f.refused for t, f in state.faults.items() if f.kind == "rpm"},
                 "requests": state.requests,
                 "cpu_s": time.process_time(),
                 "connections": sum(len(c) for c in state.connections.values()),
@@ -299,7 +325,8 @@ class FakeProviderServer:
         elif path == "/_fault":
             kind = str(data.get("fault", "ok"))
             state.faults[str(data["tag"])] = _Fault(
-                kind, float(data.get("delay_ms", 0)) / 1000.0, float(data.get("retry_after", 1))
+                kind, float(data.get("delay_ms", 0)) / 1000.0, float(data.get("retry_after", 1)),
+                rpm=int(data.get("rpm", 0)),
             )
             out = {"ok": True}
         elif path == "/_reset":
@@ -384,9 +411,9 @@ class ServerHandle:
             conn.close()
 
     def set_fault(self, tag: str, fault: str, *, delay_ms: float = 0,
-                  retry_after: float = 1) -> None:  # fmt: skip
+                  retry_after: float = 1, rpm: int = 0) -> None:  # fmt: skip
         self._call("/_fault", {"tag": tag, "fault": fault, "delay_ms": delay_ms,
-                               "retry_after": retry_after})  # fmt: skip
+                               "retry_after": retry_after, "rpm": rpm})  # fmt: skip
 
     def stats(self) -> dict[str, Any]:
         return self._call("/_stats")

@@ -39,7 +39,7 @@ def test_every_scenario_ran_without_errors(suite: tuple[dict[str, Any], str]) ->
     assert doc["errors"] == []
     assert set(doc["scenarios"]) == {
         "healthy", "fast_failure_503", "fast_failure_refused", "hang", "concurrency",
-        "cold_start", "first_failover", "micro",
+        "cold_start", "first_failover", "micro", "pools",
     }  # fmt: skip
     assert doc["meta"]["contenders"] == CONTENDERS
     assert doc["server_capacity"]["server_cpu_us_per_request"] > 0
@@ -148,3 +148,19 @@ def test_markdown_has_targets_and_every_section(suite: tuple[dict[str, Any], str
     ids = {t["id"] for t in doc["targets"]}
     assert {"healthy_overhead", "open_breaker_skip", "fast_failure", "dead_primary_load",
             "hang", "hedge", "concurrency", "import"} <= ids  # fmt: skip
+
+
+def test_pools_counts(suite: tuple[dict[str, Any], str]) -> None:
+    doc, md = suite
+    pools = doc["scenarios"]["pools"]
+    params = pools["params"]
+    fleet = pools["fleet"]["failover"]
+    assert fleet["ok"], fleet
+    assert fleet["requests"] == 4 * params["calls"] == sum(fleet["outcomes"].values())
+    assert fleet["answered"] <= fleet["capacity"]
+    assert sum(pools["weighted"]["served"].values()) == params["weighted_calls"]
+    for strategy in ("round_robin", "least_busy", "least_latency"):
+        slow = pools["slow"][strategy]
+        assert slow["ok"] and sum(slow["served"].values()) == params["slow_calls"]
+    assert "## Pools and limits" in md
+    assert {t["id"] for t in doc["targets"]} >= {"pool_429", "weighted"}

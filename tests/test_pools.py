@@ -89,9 +89,9 @@ def test_least_latency_prefers_the_fast_member_and_still_measures_the_others(
     fake["claude"].answer("claude")
     with failover.Router(pooled("least_latency"), clock=clock) as router:
         warm = served(router, 3)  # each unmeasured member is tried first, once
-        counts = collections.Counter(served(router, 100))
+        counts = collections.Counter(served(router, 600))
     assert sorted(warm) == sorted(POOL)
-    assert counts["west"] >= 90
+    assert counts["west"] >= 590
     assert counts["east"] >= 1 and counts["spare"] >= 1  # re-measured now and then
 
 

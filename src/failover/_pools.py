@@ -8,9 +8,11 @@ the order its strategy gives, then moves to the next element. The strategies:
 - ``round_robin``: each request starts one member further on.
 - ``weighted``: smooth weighted round robin (nginx's): over any run of requests each
   member leads in proportion to its ``weight``, interleaved, with no randomness.
-- ``least_busy``: fewest requests in flight (the fleet's, when shared) first.
+- ``least_busy``: fewest requests in flight (the fleet's, when shared) first; among
+  equally busy members, the one with the lower recent latency.
 - ``least_latency``: lowest recent latency (an exponential average) first; one request
-  in ``_EXPLORE_EVERY`` goes round robin, so a member that was slow is measured again.
+  in ``_EXPLORE_EVERY`` (1%) leads with each member in turn, so one that was slow is
+  measured again.
 - ``headroom``: most remaining quota (rate-limit headers, declared limits) first.
 
 An order is a decision, not a reservation: members the order puts first may still be
@@ -29,8 +31,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Member", "Pool"]
 
-#: ``least_latency`` orders one request in this many round robin, to re-measure.
-_EXPLORE_EVERY = 20
+#: ``least_latency`` sends one request in this many to the members in turn, so one that
+#: was slow is measured again (1%: a slow member then stays out of the p99).
+_EXPLORE_EVERY = 100
 
 
 class Member(Protocol):
@@ -64,9 +67,9 @@ class Pool:
             "priority": lambda: list(self.members),
             "round_robin": self._rotation,
             "weighted": self._weighted,
-            "least_busy": lambda: self._least(lambda m: m.busy()),
+            "least_busy": lambda: self._least(lambda m: (m.busy(), _latency(m))),
             "least_latency": self._least_latency,
-            "headroom": lambda: self._least(lambda m: -m.headroom()),
+            "headroom": lambda: self._least(lambda m: (-m.headroom(), 0.0)),
         }
 
     def __repr__(self) -> str:
@@ -84,20 +87,16 @@ class Pool:
         members = self.members
         return list(members[turn:] + members[:turn])
 
-    def _least(self, key: Callable[[Member], float]) -> list[Member]:
+    def _least(self, key: Callable[[Member], tuple[float, float]]) -> list[Member]:
         # Ties (an idle pool) go round robin, so load still spreads.
         return sorted(self._rotation(), key=key)
 
     def _least_latency(self) -> list[Member]:
         rotation = self._rotation()
         if self._requests % _EXPLORE_EVERY == 0:
-            return rotation
-
-        def latency(member: Member) -> float:
-            seen = member.recent_latency()
-            return 0.0 if seen is None else seen  # unmeasured: try it, to measure it
-
-        return sorted(rotation, key=latency)
+            turn = self._requests // _EXPLORE_EVERY % len(self.members)
+            return list(self.members[turn:] + self.members[:turn])
+        return sorted(rotation, key=_latency)
 
     def _weighted(self) -> list[Member]:
         """Smooth weighted round robin picks the leader; the rest follow by weight."""
@@ -111,3 +110,8 @@ class Pool:
         rest = sorted((i for i in range(len(weights)) if i != lead),
                       key=lambda i: -weights[i])
         return [self.members[lead], *(self.members[i] for i in rest)]
+
+
+def _latency(member: Member) -> float:
+    seen = member.recent_latency()
+    return 0.0 if seen is None else seen  # unmeasured: try it, to measure it
