@@ -29,9 +29,11 @@ from failover._errors import (
     StreamInterrupted,
     Timeout,
 )
+from failover._limits import QuotaReading
 from failover._models import Completed, Response, TextDelta, ToolCall, build_request
 from failover.providers import build_adapter
 from failover.providers._base import ProviderAdapter, current_override
+from failover.providers._wire import DEFAULT_TEXT
 from failover.testing import (
     FakeClock,
     FakeProviders,
@@ -40,6 +42,7 @@ from failover.testing import (
     down,
     fail,
     flaky,
+    quota,
     refuse,
     sequence,
     timeout,
@@ -581,3 +584,53 @@ def test_shorthands(fake: FakeProviders) -> None:
         assert outcomes(adapter, 1) == [kind], shorthand
     fake["openai"].set("ok")
     assert outcomes(adapter, 1) == ["This is a simulated answer."]
+
+
+# --- quotas --------------------------------------------------------------------------------
+
+
+def test_quota_enforces_rpm_per_key_with_the_providers_own_headers(fake: FakeProviders) -> None:
+    """OpenAI-style and Anthropic-style headers: what the adapters read (Gemini sends none)."""
+    fake["openai"].quota(rpm=2)
+    fake["claude"].quota(rpm=2, tpm=100_000)
+    for name in ("openai", "claude"):
+        adapter = make_adapter(name)
+        readings: list[QuotaReading] = []
+
+        def heard(key: int, reading: QuotaReading, readings: list[QuotaReading] = readings
+                  ) -> None:
+            readings.append(reading)
+
+        adapter.on_rate_limits = heard
+        assert outcomes(adapter, 3) == [DEFAULT_TEXT, DEFAULT_TEXT, "RateLimited"]
+        assert [r.requests_left for r in readings] == [1, 0, 0]
+        assert {r.requests_limit for r in readings} == {2}
+    # Another key has its own quota.
+    other = build_adapter("openai", ProviderConfig(**{**CONFIGS["openai"],
+                                                      "api_key": "sk-another-0123456789"}),
+                          TimeoutsConfig())
+    assert outcomes(other, 1) == [DEFAULT_TEXT]
+
+
+def test_quota_resets_with_its_window_on_the_kits_clock(clock: FakeClock,
+                                                       fake: FakeProviders) -> None:
+    fake["gemini"].quota(rpm=1, window=10)
+    adapter = make_adapter("gemini")
+    assert outcomes(adapter, 2) == [DEFAULT_TEXT, "RateLimited"]
+    clock.advance(10)
+    assert outcomes(adapter, 1) == [DEFAULT_TEXT]
+    assert fake["gemini"].behaviour.refused == 1  # type: ignore[union-attr]
+
+
+def test_quota_counts_tokens_and_may_send_retry_after(fake: FakeProviders) -> None:
+    fake["openai"].quota(tpm=80, retry_after=True)
+    adapter = make_adapter("openai")
+    first = adapter.complete(REQUEST)  # max_tokens 50 plus the prompt's estimate
+    assert first.text == DEFAULT_TEXT
+    err = failure(adapter, "sync")
+    assert isinstance(err, RateLimited) and err.retry_after is not None and err.retry_after > 0
+
+
+def test_quota_needs_a_limit() -> None:
+    with pytest.raises(ValueError, match="rpm=, tpm= or both"):
+        quota()
