@@ -91,3 +91,17 @@ def test_a_data_key_named_like_a_record_attribute_does_not_break_logging(
     EventBus().emit(failover.Event("config_reloaded", detail="x", data={"name": "n", "msg": "m"}))
     (record,) = lines(json_log)
     assert (record["data_name"], record["data_msg"]) == ("n", "m")
+
+
+def test_an_error_event_is_logged_when_the_log_keeps_only_errors(
+    json_log: io.StringIO, clock: FakeClock, fake: FakeProviders
+) -> None:
+    """A defect: with no subscriber and the logger above INFO, no event was built at
+    all, so ERROR and CRITICAL ones (all providers failed, a defer failed) were lost."""
+    logging.getLogger("failover").setLevel(logging.ERROR)
+    for name in PROVIDERS:
+        fake[name].fail(503)
+    with failover.Router(make_config(), clock=clock) as router:
+        with pytest.raises(failover.AllProvidersFailed):
+            router.complete("hi")
+    assert [line["event"] for line in lines(json_log)] == ["all_providers_failed"]

@@ -52,7 +52,9 @@ def test_a_revoked_key_is_retired_and_the_next_key_serves_the_same_request(
         first_bad = key_of(fake["openai"].requests[0])
         assert reply.provider == "openai" and reply.text == "from the good key"
         assert [a.outcome for a in reply.attempts] == ["error", "ok"]
-        assert router.health()["openai"].state == "closed"
+        health = router.health()["openai"]
+        assert health.state == "closed"
+        assert (health.keys, len(health.keys_retired), health.keys_blocked) == (2, 1, ())
         later = [router.complete("hi") for _ in range(4)]
     assert {r.provider for r in later} == {"openai"}
     sent = [key_of(r) for r in fake["openai"].requests]
@@ -84,7 +86,8 @@ async def test_a_429_cools_only_its_key(clock: FakeClock, fake: FakeProviders) -
         reply = await router.acomplete("hi")
         cooled = key_of(fake["openai"].requests[0])
         assert reply.provider == "openai" and len(reply.attempts) == 2
-        assert router.health()["openai"].state == "closed"
+        health = router.health()["openai"]
+        assert health.state == "closed" and len(health.keys_blocked) == 1
         for _ in range(4):
             assert (await router.acomplete("hi")).provider == "openai"
         assert cooled not in [key_of(r) for r in fake["openai"].requests[1:]]

@@ -105,9 +105,10 @@ class EventBus:
         self._subscribers: list[Subscriber] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
-    @property
-    def active(self) -> bool:
-        return bool(self._subscribers) or logger.isEnabledFor(logging.INFO)
+    def listens(self, type_: EventType) -> bool:
+        """Whether an event of ``type_`` would reach anyone (a subscriber, or the log at
+        its level): if not, the router does not even build it."""
+        return bool(self._subscribers) or logger.isEnabledFor(_LEVELS[type_])
 
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
         """Add ``callback``; returns a function that removes it."""

@@ -1,27 +1,26 @@
-"""Quotas shared by the fleet through Redis: N workers together respect one RPM.
+"""Quotas shared by the fleet through Redis: N workers together keep one RPM.
 
-What each worker shares, per provider, in one Redis hash ``{prefix}:fleet:{provider}``
-that every worker writes its own fields of (so no two ever write the same field, and
-each write is atomic):
+**Declared limits** are the fleet's. Each limit has one count in Redis, a hash
+``{prefix}:quota:{provider}:{key}`` of the sliding minute's 5-second buckets (wall
+clock). A background thread in each worker *leases* small shares of it with one Lua
+script (read the minute's count, grant what is left up to the share asked, add it to
+the current bucket: atomic, so two workers never get the same permit). A request only
+spends what its worker holds (`failover._limits.Lease`): the fleet never sends more than
+the limit, and the request path never waits on Redis. A worker asks for about three
+intervals of its own recent traffic, so a busy worker gets more and an idle one holds
+little; what a worker still holds when its bucket ends is void (it was counted there).
 
-- ``{origin}:{key}``: what this worker sent on that key (or ``p``, the provider as a
-  whole) in the last minute, requests and tokens, with the wall time it was said;
-- ``{origin}:inflight``: its requests in flight there;
-- ``retired:{key}``: a revoked key, for good; ``cooldown:{key}``: a 429's cooldown, as
-  the wall time it ends.
+**The rest** (requests in flight, retired keys, 429 cooldowns) goes in one hash per
+provider, ``{prefix}:fleet:{provider}``, where each worker writes only its own fields:
+``{origin}:inflight`` with the wall time it was said, ``retired:{key}``, and
+``cooldown:{key}`` (the wall time it ends). A key is named by a digest of its value
+(never the value), so workers agree on it whatever order their configs list keys in,
+and a rotated key is a new one.
 
-A key is named by a digest of its value (never the value), so workers agree on it
-whatever order their configs list keys in, and a rotated key is a new one.
-
-One background thread writes this worker's fields and reads the others' every
-``interval`` (50 ms) in one pipelined round trip, and sets each quota's ``fleet_*``
-counts and each provider's ``fleet_inflight``. The request path never touches Redis: it
-reads numbers at most one interval old, so the fleet can overshoot a limit by what the
-others send in one interval (a few requests at most at quota-bound rates).
-
-Redis down or slow: at the first failed round trip every worker drops the others'
-counts (its own view, at once) and says so with a ``shared_state_lost`` event;
-``shared_state_restored`` follows when a round trip succeeds again.
+One thread does all of it every ``interval`` (50 ms), pipelined in one round trip.
+Redis down or slow: at the first failed round trip the worker drops the leases and the
+others' numbers, counts on its own at once, and says so with a ``shared_state_lost``
+event; ``shared_state_restored`` follows when a round trip succeeds again.
 """
 
 from __future__ import annotations
@@ -36,13 +35,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ._limits import Quota
+from ._limits import BUCKETS, Lease, Quota, wall_bucket
 from ._shared import OutageLog
 
 if TYPE_CHECKING:
     from ._events import EventType
 
-__all__ = ["FleetEntry", "RedisFleetSync"]
+__all__ = ["FleetEntry", "InFlight", "RedisFleetSync"]
 
 logger = logging.getLogger("failover.shared")
 
@@ -51,6 +50,30 @@ _FRESH_S = 5.0
 #: Fields of workers gone this long are deleted.
 _GONE_S = 120.0
 _HASH_TTL_S = 3600
+#: The smallest share a worker asks for, and how many intervals of its traffic it holds.
+_LEASE_MIN = 2
+_LEASE_INTERVALS = 3
+
+#: KEYS[1]: the limit's hash; ARGV: bucket, requests asked, rpm, tokens asked, tpm.
+#: Returns the requests and tokens granted and the minute's counts after the grant.
+_LEASE_SCRIPT = f"""
+local name, bucket = KEYS[1], tonumber(ARGV[1])
+local function lease(kind, take, limit)
+  if limit <= 0 then return {{0, 0}} end
+  local used = 0
+  for i = 0, {BUCKETS - 1} do
+    used = used + tonumber(redis.call('HGET', name, kind .. (bucket - i)) or '0')
+  end
+  local grant = math.max(0, math.min(take, limit - used))
+  if grant > 0 then redis.call('HINCRBY', name, kind .. bucket, grant) end
+  return {{grant, used + grant}}
+end
+local r = lease('r', tonumber(ARGV[2]), tonumber(ARGV[3]))
+local t = lease('t', tonumber(ARGV[4]), tonumber(ARGV[5]))
+redis.call('HDEL', name, 'r' .. (bucket - {BUCKETS}), 't' .. (bucket - {BUCKETS}))
+redis.call('EXPIRE', name, 180)
+return {{r[1], r[2], t[1], t[2]}}
+"""
 
 
 class InFlight(Protocol):
@@ -73,6 +96,10 @@ class FleetEntry:
     own: Quota
     counts: InFlight
 
+    @property
+    def quotas(self) -> list[tuple[str, Quota]]:
+        return [*self.keys, ("p", self.own)]
+
 
 class RedisFleetSync:
     """The background thread of the module docstring."""
@@ -91,6 +118,7 @@ class RedisFleetSync:
         self._announce = announce
         self._redis: Any = redis.Redis.from_url(
             url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        self._lease = self._redis.register_script(_LEASE_SCRIPT)
         self._where = where
         self._errors = OutageLog(logger, subject="shared quotas",
                                  meanwhile="each worker counts on its own meanwhile")
@@ -101,15 +129,25 @@ class RedisFleetSync:
     # -- one round trip ----------------------------------------------------------------------
 
     def sync_once(self) -> bool:
-        """Write this worker's fields, read everyone's, adopt the others'. False if
-        Redis could not be reached (the others' counts are then dropped)."""
+        """Top up every lease, write this worker's fields, read everyone's. False if
+        Redis could not be reached (this worker then counts on its own)."""
         entries = list(self._entries())
         if not entries:
             return True
-        now, wall = self._clock(), time.time()
+        now, wall, bucket = self._clock(), time.time(), wall_bucket()
+        leases: list[tuple[Quota, Lease]] = []
         try:
             pipe = self._redis.pipeline(transaction=False)
             for entry in entries:
+                for key, quota in entry.quotas:
+                    limits = quota.limits
+                    if limits is None:
+                        continue
+                    lease, asked = _next_lease(quota, bucket)
+                    self._lease(keys=[f"{self.prefix}:quota:{entry.provider}:{key}"],
+                                args=[bucket, asked[0], limits.rpm or 0, asked[1],
+                                      limits.tpm or 0], client=pipe)
+                    leases.append((quota, lease))
                 name = f"{self.prefix}:fleet:{entry.provider}"
                 pipe.hset(name, mapping=self._fields(entry, now, wall))
                 pipe.expire(name, _HASH_TTL_S)
@@ -119,10 +157,26 @@ class RedisFleetSync:
             self._errors.failed(f"cannot share quotas through Redis at {self._where}", exc)
             self._went(lost=True, why=f"{type(exc).__name__}: {exc}")
             for entry in entries:
-                _drop_fleet(entry)
+                _on_its_own(entry)
             return False
         self._errors.ok(f"Redis at {self._where}")
         self._went(lost=False, why="")
+        for (quota, lease), granted in zip(leases, replies, strict=False):
+            _granted(quota, lease, granted)
+        self._adopt_all(entries, replies[len(leases):], now, wall)
+        return True
+
+    def _fields(self, entry: FleetEntry, now: float, wall: float) -> dict[str, str]:
+        fields = {f"{self.origin}:inflight": json.dumps([entry.counts.inflight, wall])}
+        for key, quota in entry.keys:
+            if quota.retired is not None:
+                fields[f"retired:{key}"] = quota.retired
+            if quota.cooldown_until > now:
+                fields[f"cooldown:{key}"] = repr(wall + quota.cooldown_until - now)
+        return fields
+
+    def _adopt_all(self, entries: list[FleetEntry], replies: list[Any], now: float,
+                   wall: float) -> None:  # fmt: skip
         stale: list[tuple[str, list[str]]] = []
         for entry, fields in zip(entries, replies[2::3], strict=True):
             gone = self._adopt(entry, _decoded(fields), now, wall)
@@ -130,46 +184,25 @@ class RedisFleetSync:
                 stale.append((f"{self.prefix}:fleet:{entry.provider}", gone))
         if stale:
             self._forget(stale)
-        return True
-
-    def _fields(self, entry: FleetEntry, now: float, wall: float) -> dict[str, str]:
-        fields = {f"{self.origin}:inflight": json.dumps([entry.counts.inflight, wall])}
-        for key, quota in [*entry.keys, ("p", entry.own)]:
-            requests, tokens = quota.mine(now)
-            fields[f"{self.origin}:{key}"] = json.dumps([requests, tokens, wall])
-            if quota.retired is not None:
-                fields[f"retired:{key}"] = quota.retired
-            if quota.cooldown_until > now:
-                fields[f"cooldown:{key}"] = repr(wall + quota.cooldown_until - now)
-        return fields
 
     def _adopt(self, entry: FleetEntry, fields: dict[str, str], now: float,
                wall: float) -> list[str]:  # fmt: skip
-        """Set the others' counts from ``fields``; the fields of long-gone workers."""
-        quotas: dict[str, Quota] = {**dict(entry.keys), "p": entry.own}
-        sums = {key: [0, 0] for key in quotas}
+        """Adopt the others' retirements, cooldowns and in-flight counts; returns the
+        fields of long-gone workers."""
+        quotas = dict(entry.keys)
         inflight, gone = 0, []
-        for field, value in fields.items():
-            head, _, key = field.partition(":")
+        for name, value in fields.items():
+            head, _, key = name.partition(":")
             if head == "retired" and key in quotas:
                 quotas[key].retired = quotas[key].retired or value
-                continue
-            if head == "cooldown" and key in quotas:
+            elif head == "cooldown" and key in quotas:
                 _cool(quotas[key], value, now, wall)
-                continue
-            if head == self.origin:
-                continue
-            said = _said(value)
-            if said is None or wall - said[-1] > _GONE_S:
-                gone.append(field)
-            elif wall - said[-1] <= _FRESH_S:
-                if key == "inflight":
+            elif head != self.origin and key == "inflight":
+                said = _said(value)
+                if said is None or wall - said[-1] > _GONE_S:
+                    gone.append(name)
+                elif wall - said[-1] <= _FRESH_S:
                     inflight += int(said[0])
-                elif key in sums:
-                    sums[key][0] += int(said[0])
-                    sums[key][1] += int(said[1])
-        for key, quota in quotas.items():
-            quota.heard(now, *sums[key])
         entry.counts.fleet_inflight = inflight
         return gone
 
@@ -209,6 +242,10 @@ class RedisFleetSync:
             self._stop.wait(max(0.0, pause - (time.monotonic() - started)))
 
     def start(self) -> None:
+        """The first round trip now (a router being built already waits on Redis for
+        the breakers' snapshots), so the first requests have their leases; then the
+        thread."""
+        self.sync_once()
         self._thread = threading.Thread(target=self._run, name="failover-redis-quotas",
                                         daemon=True)
         self._thread.start()
@@ -222,6 +259,38 @@ class RedisFleetSync:
             self._redis.close()
         except Exception:
             pass
+
+
+def _next_lease(quota: Quota, bucket: int) -> tuple[Lease, tuple[int, int]]:
+    """The lease to top up (a new one in a new bucket) and the requests and tokens to
+    ask for: about `_LEASE_INTERVALS` of what this worker spent lately."""
+    lease = quota.lease
+    if lease is None or lease.bucket != bucket:
+        lease = Lease(bucket)
+        if quota.lease is not None:  # carry the sizes over, not the permits
+            lease.spent_requests = quota.lease.spent_requests
+            lease.spent_tokens = quota.lease.spent_tokens
+            lease.largest = quota.lease.largest
+    with lease.lock:
+        want_requests = max(_LEASE_MIN, _LEASE_INTERVALS * lease.spent_requests)
+        want_tokens = max(2 * lease.largest, _LEASE_INTERVALS * lease.spent_tokens, 1)
+        asked = (max(0, want_requests - lease.requests), max(0, want_tokens - lease.tokens))
+    return lease, asked
+
+
+def _granted(quota: Quota, lease: Lease, reply: Any) -> None:
+    try:
+        requests, fleet_requests, tokens, fleet_tokens = (int(x) for x in reply)
+    except (TypeError, ValueError):
+        logger.error("shared quotas: a lease reply does not parse: %r", reply)
+        return
+    with lease.lock:
+        lease.requests += requests
+        lease.tokens += tokens
+        lease.fleet_requests, lease.fleet_tokens = fleet_requests, fleet_tokens
+        lease.spent_requests = lease.spent_tokens = 0
+    quota.lease = lease
+    quota.fleet = True
 
 
 def _decoded(fields: dict[Any, Any]) -> dict[str, str]:
@@ -250,8 +319,9 @@ def _cool(quota: Quota, value: str, now: float, wall: float) -> None:
         quota.cooldown_until = max(quota.cooldown_until, now + min(until - wall, 3600.0))
 
 
-def _drop_fleet(entry: FleetEntry) -> None:
-    for _, quota in [*entry.keys, ("p", entry.own)]:
-        quota.fleet_requests = quota.fleet_tokens = 0
-        quota.fleet_rate = quota.fleet_at = 0.0
+def _on_its_own(entry: FleetEntry) -> None:
+    """Redis is lost: the declared limits are counted by this process alone, at once."""
+    for _, quota in entry.quotas:
+        quota.fleet = False
+        quota.lease = None
     entry.counts.fleet_inflight = 0

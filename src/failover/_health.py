@@ -46,6 +46,14 @@ class ProviderHealth:
     open_for_s: float | None
     last_error: str | None
     last_error_kind: str | None
+    #: The provider's keys: how many, which are retired (revoked) and which cooling
+    #: after a 429 or out of quota, by index; its requests in flight (the fleet's, with
+    #: shared state); the share of its best key's quota left (1.0 when nothing is known).
+    keys: int = 1
+    keys_retired: tuple[int, ...] = ()
+    keys_blocked: tuple[int, ...] = ()
+    in_flight: int = 0
+    headroom: float = 1.0
 
 
 #: How much the newest answer moves ``recent_latency`` (the rest is its history).

@@ -7,10 +7,12 @@ whether the key was retired (revoked). The attempt machine asks the pool for a k
 before it sends, so a key (or a provider) with no headroom is skipped until its reset
 *before* it answers 429, and a revoked key is never sent again while another serves.
 
-Pure and synchronous: time comes from an injected clock, nothing here sends, and a
-shared-state backend only reads and adds to the counters (``fleet_*``) from its own
-thread. Counters are approximate under threads (no lock on the hot path): a limit is a
-bound to stay under, not a ledger.
+Pure and synchronous: time comes from an injected clock and nothing here sends. With a
+shared-state backend (``state: {backend: redis}``), a declared limit is the fleet's: a
+background thread leases small shares of it from one count in Redis (`Lease`), and a
+request only spends what this worker already holds, so the fleet never sends more than
+the limit and no request waits on Redis. Counters of one process are approximate under
+threads (no lock on the hot path): a limit is a bound to stay under, not a ledger.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from __future__ import annotations
 import email.utils
 import math
 import re
+import threading
 import time
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ._policy import RollingCounts
@@ -29,10 +32,17 @@ if TYPE_CHECKING:
     from ._config import LimitsConfig, RetryConfig
     from ._types import Clock
 
-__all__ = ["KeyPool", "Quota", "QuotaReading", "read_rate_limit_headers"]
+__all__ = ["BUCKETS", "BUCKET_S", "KeyPool", "Lease", "Quota", "QuotaReading",
+           "read_rate_limit_headers"]
 
-#: Declared limits are per minute, counted over a sliding minute of 12 buckets.
+#: Declared limits are per minute, counted over a sliding minute of 12 buckets (the
+#: fleet's count in Redis uses the same buckets, on the wall clock).
 _MINUTE = 60.0
+BUCKETS = 12
+BUCKET_S = _MINUTE / BUCKETS
+#: A worker whose lease is spent waits this long for the next one (the lease thread's
+#: interval).
+_LEASE_WAIT_S = 0.05
 #: Headers that say "0 left" but not when it resets: skip the key for this long.
 _UNKNOWN_RESET_S = 1.0
 
@@ -139,24 +149,63 @@ def read_rate_limit_headers(raw: Iterable[tuple[bytes, bytes]]) -> QuotaReading 
 # -- one key's quota -------------------------------------------------------------------------
 
 
+def wall_bucket() -> int:
+    """The current bucket of the fleet's sliding minute."""
+    return int(time.time() // BUCKET_S)
+
+
+@dataclass(eq=False)
+class Lease:
+    """A share of a declared limit leased from the fleet's count, for this worker to
+    spend. Valid in the bucket it was granted in: it was counted there, so spending it
+    later would outlive the count."""
+
+    bucket: int
+    requests: int = 0
+    tokens: int = 0
+    #: The fleet's count of the sliding minute at the grant (for ``headroom``).
+    fleet_requests: int = 0
+    fleet_tokens: int = 0
+    #: Spent since the last top-up, and the largest request refused for want of tokens:
+    #: the lease thread sizes the next grant on them.
+    spent_requests: int = 0
+    spent_tokens: int = 0
+    largest: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def covers(self, cost: int, limits: LimitsConfig) -> bool:
+        if self.bucket != wall_bucket():
+            return False
+        if limits.rpm is not None and self.requests <= 0:
+            return False
+        if limits.tpm is not None and self.tokens < cost:
+            self.largest = max(self.largest, cost)
+            return False
+        return True
+
+    def spend(self, tokens: int) -> None:
+        with self.lock:
+            self.requests -= 1
+            self.tokens -= tokens
+            self.spent_requests += 1
+            self.spent_tokens += tokens
+
+
 class Quota:
     """One key's (or one provider's) rate-limit state. See the module docstring."""
 
-    __slots__ = ("_clock", "_sent", "cooldown_until", "fleet_at", "fleet_rate",
-                 "fleet_requests", "fleet_tokens", "limits", "requests_left", "requests_limit",
-                 "requests_reset_at", "retired", "streak", "tokens_left", "tokens_limit",
-                 "tokens_reset_at")
+    __slots__ = ("_clock", "_sent", "cooldown_until", "fleet", "lease", "limits",
+                 "requests_left", "requests_limit", "requests_reset_at", "retired", "streak",
+                 "tokens_left", "tokens_limit", "tokens_reset_at")
 
     def __init__(self, limits: LimitsConfig | None, clock: Clock) -> None:
         self.limits = limits if limits is not None and (limits.rpm or limits.tpm) else None
         self._clock = clock
-        self._sent = RollingCounts(_MINUTE, 12)  # first: requests, second: tokens
-        #: What the other workers sent in the last minute (a shared-state backend's), when
-        #: that was read, and how fast their count was growing then (requests a second).
-        self.fleet_requests = 0
-        self.fleet_tokens = 0
-        self.fleet_at = 0.0
-        self.fleet_rate = 0.0
+        self._sent = RollingCounts(_MINUTE, BUCKETS)  # first: requests, second: tokens
+        #: In touch with the fleet's count: the declared limits are spent from `lease`
+        #: (False: counted by this process alone, as when Redis is lost).
+        self.fleet = False
+        self.lease: Lease | None = None
         self.requests_left: int | None = None
         self.requests_reset_at = 0.0
         self.tokens_left: int | None = None
@@ -173,28 +222,22 @@ class Quota:
         """A request is about to go out on this key."""
         if self.limits is not None:
             self._sent.add(now, 1, tokens)
+            lease = self.lease
+            if self.fleet and lease is not None:
+                lease.spend(tokens)
         if self.requests_left is not None and self.requests_left > 0:
             self.requests_left -= 1
         if self.tokens_left is not None:
             self.tokens_left = max(0, self.tokens_left - tokens)
 
     def used(self, now: float) -> tuple[int, int]:
-        """Requests and tokens sent in the last minute by the whole fleet: the others'
-        as last read, plus what they are likely to have sent since at their rate."""
-        requests, tokens = self._sent.totals(now)
-        if self.fleet_requests:
-            ahead = self.fleet_rate * min(max(0.0, now - self.fleet_at), 1.0)
-            requests += self.fleet_requests + math.ceil(ahead)
-            tokens += self.fleet_tokens
-        return requests, tokens
-
-    def heard(self, now: float, requests: int, tokens: int) -> None:
-        """What the other workers sent in the last minute, read just now."""
-        elapsed = now - self.fleet_at
-        if self.fleet_at and elapsed > 0:
-            rate = max(0.0, (requests - self.fleet_requests) / elapsed)
-            self.fleet_rate = rate
-        self.fleet_requests, self.fleet_tokens, self.fleet_at = requests, tokens, now
+        """Requests and tokens of the last minute counted against the limits: the
+        fleet's (less what this worker holds unspent), or this process's alone."""
+        lease = self.lease
+        if self.fleet and lease is not None:
+            return (lease.fleet_requests - max(lease.requests, 0),
+                    lease.fleet_tokens - max(lease.tokens, 0))
+        return self._sent.totals(now)
 
     def mine(self, now: float) -> tuple[int, int]:
         """Requests and tokens this process sent in the last minute."""
@@ -212,13 +255,21 @@ class Quota:
             until = max(until, self.tokens_reset_at)
         limits = self.limits
         if limits is not None:
-            requests, tokens = self.used(now)
-            # A minute with nothing in it lets any request through: one too large for
-            # the limit is the provider's to refuse, not ours to hold forever.
-            if (limits.rpm is not None and requests >= limits.rpm) or (
-                    limits.tpm is not None and tokens and tokens + cost > limits.tpm):
-                until = max(until, now + _MINUTE / 12)  # the oldest bucket leaves by then
+            if self.fleet:
+                lease = self.lease
+                if lease is None or not lease.covers(cost, limits):
+                    until = max(until, now + _LEASE_WAIT_S)
+            elif self._over(now, cost, limits):
+                until = max(until, now + BUCKET_S)  # the oldest bucket leaves by then
         return until or None
+
+    def _over(self, now: float, cost: int, limits: LimitsConfig) -> bool:
+        """Whether this process alone has spent the minute's limits."""
+        requests, tokens = self._sent.totals(now)
+        # A minute with nothing in it lets any request through: one too large for the
+        # limit is the provider's to refuse, not ours to hold forever.
+        return (limits.rpm is not None and requests >= limits.rpm) or (
+            limits.tpm is not None and bool(tokens) and tokens + cost > limits.tpm)
 
     def headroom(self, now: float) -> float:
         """The share of the tightest quota left, 0 to 1 (1 when nothing is known)."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import dataclasses
 import inspect
 import logging
 import os
@@ -146,9 +147,10 @@ class Router:
                 state_url, prefix=config.state.prefix, clock=self._clock,
                 entries=self._fleet_entries, where=scrub(state_url.split("@")[-1]),
                 announce=lambda type_, detail: self._emit(type_, None, None, detail))
-            self._fleet.start()
         self._notifier = NotifierSlot(self._bus, self._clock)
         self._notifier.update(config)
+        if self._fleet is not None:  # after the notifier: its first word may be an event
+            self._fleet.start()
         for problem in env_problems(config):
             # Not fatal: that provider fails like a revoked key until the variable is set.
             logger.warning("config: %s", problem)
@@ -487,7 +489,7 @@ class Router:
 
     def health(self) -> dict[str, ProviderHealth]:
         return {  # each breaker read in one consistent view
-            name: p.health.snapshot(name, p.breaker)
+            name: dataclasses.replace(p.health.snapshot(name, p.breaker), **p.keys_health())
             for name, p in self._state.providers.items()
         }
 
@@ -520,7 +522,7 @@ class Router:
         self, type_: EventType, route: Chain | None, provider: str | None, detail: str,
         **data: Any,
     ) -> None:
-        if not self._bus.active:  # nobody listens (a webhook is a subscriber too)
+        if not self._bus.listens(type_):  # nobody listens (a webhook is a subscriber too)
             return
         runbook = route.config.fallback.runbook if route is not None else None
         event = Event(type_, route.name if route else None, provider, scrub(detail),

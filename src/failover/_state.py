@@ -118,6 +118,19 @@ class Provider:
                 for i, ref in enumerate(refs)] or [_digest(f"{self.name}:keyless")]
         return ids
 
+    def keys_health(self) -> dict[str, Any]:
+        """The key and quota fields of `ProviderHealth`."""
+        now = self._clock()
+        quotas = self.keys.keys
+        return {
+            "keys": len(quotas),
+            "keys_retired": tuple(i for i, q in enumerate(quotas) if q.retired is not None),
+            "keys_blocked": tuple(i for i, q in enumerate(quotas)
+                                  if q.retired is None and q.blocked(now) is not None),
+            "in_flight": self.busy(),
+            "headroom": self.keys.headroom(now),
+        }
+
     def _observe(self, key: int, reading: QuotaReading) -> None:
         if 0 <= key < len(self.keys.keys):
             self.keys.keys[key].observe(self._clock(), reading)
