@@ -24,10 +24,12 @@ request) is one more method instead of a ``throw()`` into a suspended generator.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ._config import RetryConfig
 from ._errors import (
     AllProvidersFailed,
     AuthenticationFailed,
@@ -48,7 +50,7 @@ from ._structured import parse_answer
 
 if TYPE_CHECKING:
     from ._breaker import Breaker, Permit, Transition
-    from ._config import Config, RetryConfig, RouteConfig, TimeoutsConfig
+    from ._config import Config, RouteConfig, TimeoutsConfig
     from ._events import EventType
     from ._health import HealthTracker
     from ._limits import KeyPool
@@ -487,8 +489,7 @@ class Attempts:
             broken = self.recovery.broke(provider.name, err)
             if broken is not None:
                 return self._raise(broken)
-        elif decision.action == "retry" and not self._expired() and (
-                provider.name not in self.route.pooled):
+        elif decision.action == "retry" and not self._expired():
             return self._retry(attempt, err, decision)
         self._last_failed = provider.name
         return self._next()
@@ -556,9 +557,12 @@ class Attempts:
 
     def _decide(self, attempt: Try, err: ProviderError) -> Decision:
         provider = attempt.provider
+        retry = self.config.retry_for(self.route.name, provider.name)
+        if provider.name in self.route.pooled:
+            # Its pool's next member is the retry: the same model, no backoff to pay.
+            retry = _one_try(retry)
         return decide(
-            err, attempt=attempt.tries,
-            retry=self.config.retry_for(self.route.name, provider.name),
+            err, attempt=attempt.tries, retry=retry,
             overrides=self.route.actions, remaining=self._remaining(), budget=provider.budget,
         )
 
@@ -751,3 +755,7 @@ class Attempts:
         return left <= own and (
             self.clock() >= self.deadline_at - rounding - _DEADLINE_SLACK_S)
 
+
+@functools.lru_cache(maxsize=64)
+def _one_try(retry: RetryConfig) -> RetryConfig:
+    return retry.model_copy(update={"attempts": 1})
