@@ -4,17 +4,19 @@ so."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import pytest
 
 import failover
-from failover.testing import FakeClock, FakeProviders
+from failover.testing import FakeClock, FakeProviders, answer, fail, sequence
 from support import LoopbackProvider, eventually, free_port
 
 RPM = 20
@@ -126,8 +128,12 @@ def test_a_worker_that_loses_redis_counts_on_its_own_and_says_so(
     assert "counts rate limits and in-flight requests on its own" in lost.detail
 
 
-def two_keys(redis_url: str, prefix: str, **route: Any) -> failover.Config:
-    return failover.Config.from_mapping({
+@contextlib.contextmanager
+def two_workers(redis_url: str, prefix: str, **route: Any
+                ) -> Iterator[tuple[FakeProviders, failover.Router, failover.Router]]:
+    """Two routers of one config sharing state through Redis, a pool of two providers
+    (the first with two keys) answering through the test kit."""
+    config = failover.Config.from_mapping({
         "providers": {
             "east": {"type": "openai", "model": "gpt-4o-mini",
                      "api_keys": ["sk-fleet-key-a-0123456789", "sk-fleet-key-b-0123456789"]},
@@ -137,48 +143,40 @@ def two_keys(redis_url: str, prefix: str, **route: Any) -> failover.Config:
         "routes": {"default": {"chain": [{"pool": ["east", "west"], **route}]}},
         "state": {"backend": "redis", "url": redis_url, "prefix": prefix},
     })
+    clock = FakeClock()
+    with FakeProviders(clock=clock) as fake, failover.Router(config, clock=clock) as a, \
+            failover.Router(config, clock=clock) as b:
+        fake["east"].answer("east")
+        fake["west"].answer("west")
+        yield fake, a, b
 
 
 def test_a_key_retired_by_one_worker_is_retired_in_every_worker(redis_url: str,
                                                               prefix: str) -> None:
-    clock = FakeClock()
-    with FakeProviders(clock=clock) as fake:
-        fake["east"].answer("east")
-        fake["west"].answer("west")
-        config = two_keys(redis_url, prefix)
-        with failover.Router(config, clock=clock) as worker_a, \
-                failover.Router(config, clock=clock) as worker_b:
-            fake["east"].set(failover.testing.sequence(failover.testing.fail(401),
-                                                       failover.testing.answer("east")))
-            assert worker_a.complete("hi").provider == "east"
-            revoked = fake["east"].requests[0].headers["authorization"]
-            eventually(lambda: len(worker_b.health()["east"].keys_retired) == 1,
-                       "worker B to adopt the retirement")
-            before = len(fake["east"].requests)
-            for _ in range(4):
-                assert worker_b.complete("hi").provider == "east"
-            sent = [r.headers["authorization"] for r in fake["east"].requests[before:]]
+    with two_workers(redis_url, prefix) as (fake, worker_a, worker_b):
+        fake["east"].set(sequence(fail(401), answer("east")))
+        assert worker_a.complete("hi").provider == "east"
+        revoked = fake["east"].requests[0].headers["authorization"]
+        eventually(lambda: len(worker_b.health()["east"].keys_retired) == 1,
+                   "worker B to adopt the retirement")
+        before = len(fake["east"].requests)
+        for _ in range(4):
+            assert worker_b.complete("hi").provider == "east"
+        sent = [r.headers["authorization"] for r in fake["east"].requests[before:]]
     assert sent and revoked not in sent
 
 
 def test_least_busy_counts_the_other_workers_requests_in_flight(redis_url: str,
                                                               prefix: str) -> None:
-    clock = FakeClock()
-    with FakeProviders(clock=clock) as fake:
-        fake["east"].answer("east")
-        fake["west"].answer("west")
-        config = two_keys(redis_url, prefix, strategy="least_busy")
-        with failover.Router(config, clock=clock) as worker_a, \
-                failover.Router(config, clock=clock) as worker_b:
-            # Worker A holds a stream open (begun, not read to its end) on one member.
-            stream = iter(worker_a.stream("hi"))
-            next(stream)
-            (busy,) = {r.provider for r in fake.requests}
-            other = "west" if busy == "east" else "east"
-            eventually(lambda: worker_b.health()[busy].in_flight == 1,
-                       "worker B to see A's request in flight")
-            assert [worker_b.complete("hi").provider for _ in range(4)] == [other] * 4
-            for _ in stream:
-                pass
-            eventually(lambda: worker_b.health()[busy].in_flight == 0,
-                       "worker B to see it ended")
+    with two_workers(redis_url, prefix, strategy="least_busy") as (fake, worker_a, worker_b):
+        # Worker A holds a stream open (begun, not read to its end) on one member.
+        stream = iter(worker_a.stream("hi"))
+        next(stream)
+        (busy,) = {r.provider for r in fake.requests}
+        other = "west" if busy == "east" else "east"
+        eventually(lambda: worker_b.health()[busy].in_flight == 1,
+                   "worker B to see A's request in flight")
+        assert [worker_b.complete("hi").provider for _ in range(4)] == [other] * 4
+        for _ in stream:
+            pass
+        eventually(lambda: worker_b.health()[busy].in_flight == 0, "worker B to see it ended")
