@@ -138,7 +138,7 @@ class RedisFleetSync:
         leases: list[tuple[Quota, Lease]] = []
         try:
             pipe = self._redis.pipeline(transaction=False)
-            for entry in entries:
+            for entry in entries:  # the leases' replies come first, the hashes' after
                 for key, quota in entry.quotas:
                     limits = quota.limits
                     if limits is None:
@@ -148,6 +148,7 @@ class RedisFleetSync:
                                 args=[bucket, asked[0], limits.rpm or 0, asked[1],
                                       limits.tpm or 0], client=pipe)
                     leases.append((quota, lease))
+            for entry in entries:
                 name = f"{self.prefix}:fleet:{entry.provider}"
                 pipe.hset(name, mapping=self._fields(entry, now, wall))
                 pipe.expire(name, _HASH_TTL_S)
