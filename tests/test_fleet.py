@@ -92,10 +92,10 @@ def test_two_worker_processes_share_one_rpm_limit(serve: Any, redis_url: str,
         results.append(json.loads(out))
     served = [p for result in results for p in result]
     assert len(served) == 60  # every request answered
-    # Each worker alone would send its own 20: together they send one limit's worth
-    # (less what the other may have sent since its last count: a few), and never meet
-    # the 429.
-    assert RPM - 5 <= LimitedDeployment.counts.get("limited", 0) <= RPM
+    # Each worker alone would send its own 20: together they send one limit's worth,
+    # never more (so never meet the 429); a permit or two one worker held when the other
+    # ran dry may go unspent.
+    assert RPM - 3 <= LimitedDeployment.counts.get("limited", 0) <= RPM
     assert LimitedDeployment.counts.get("429", 0) == 0
     assert all(result.count("limited") >= 3 for result in results)  # both had a share
 

@@ -6,9 +6,11 @@ clock). A background thread in each worker *leases* small shares of it with one 
 script (read the minute's count, grant what is left up to the share asked, add it to
 the current bucket: atomic, so two workers never get the same permit). A request only
 spends what its worker holds (`failover._limits.Lease`): the fleet never sends more than
-the limit, and the request path never waits on Redis. A worker asks for about three
+the limit, and the request path never waits on Redis. A worker asks for about two
 intervals of its own recent traffic, so a busy worker gets more and an idle one holds
-little; what a worker still holds when its bucket ends is void (it was counted there).
+little, and no grant is more than half of what is left, so near the limit the last
+permits are shared out rather than held by the first to ask. What a worker still holds
+when its bucket ends is void (it was counted there).
 
 **The rest** (requests in flight, retired keys, 429 cooldowns) goes in one hash per
 provider, ``{prefix}:fleet:{provider}``, where each worker writes only its own fields:
@@ -50,9 +52,9 @@ _FRESH_S = 5.0
 #: Fields of workers gone this long are deleted.
 _GONE_S = 120.0
 _HASH_TTL_S = 3600
-#: The smallest share a worker asks for, and how many intervals of its traffic it holds.
-_LEASE_MIN = 2
-_LEASE_INTERVALS = 3
+#: The smallest share a worker holds, and how many intervals of its traffic.
+_LEASE_MIN = 1
+_LEASE_INTERVALS = 2
 
 #: KEYS[1]: the limit's hash; ARGV: bucket, requests asked, rpm, tokens asked, tpm.
 #: Returns the requests and tokens granted and the minute's counts after the grant.
@@ -64,7 +66,10 @@ local function lease(kind, take, limit)
   for i = 0, {BUCKETS - 1} do
     used = used + tonumber(redis.call('HGET', name, kind .. (bucket - i)) or '0')
   end
-  local grant = math.max(0, math.min(take, limit - used))
+  -- Never more than half of what is left (at least one): near the limit the last
+  -- permits are shared out among the workers that ask, not held by the first.
+  local left = limit - used
+  local grant = math.max(0, math.min(take, math.max(1, math.floor(left / 2)), left))
   if grant > 0 then redis.call('HINCRBY', name, kind .. bucket, grant) end
   return {{grant, used + grant}}
 end
