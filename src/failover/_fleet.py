@@ -52,14 +52,22 @@ _FRESH_S = 5.0
 #: Fields of workers gone this long are deleted.
 _GONE_S = 120.0
 _HASH_TTL_S = 3600
-#: The smallest share a worker holds, and how many intervals of its traffic.
+#: The smallest share a worker holds, how many intervals of its traffic, and the share
+#: of what the minute has left (so a burst after a quiet spell fits).
 _LEASE_MIN = 1
 _LEASE_INTERVALS = 2
+_LEASE_OF_LEFT = 0.05
 
-#: KEYS[1]: the limit's hash; ARGV: bucket, requests asked, rpm, tokens asked, tpm.
-#: Returns the requests and tokens granted and the minute's counts after the grant.
+#: KEYS[1]: the limit's hash; ARGV: bucket, requests asked, rpm, tokens asked, tpm, and
+#: the bucket of the last lease with the requests and tokens it left unspent (given
+#: back). Returns the requests and tokens granted and the minute's counts after.
 _LEASE_SCRIPT = f"""
 local name, bucket = KEYS[1], tonumber(ARGV[1])
+local old = tonumber(ARGV[6])
+for i, kind in ipairs({{'r', 't'}}) do
+  local back = tonumber(ARGV[6 + i])
+  if old > 0 and back > 0 then redis.call('HINCRBY', name, kind .. old, -back) end
+end
 local function lease(kind, take, limit)
   if limit <= 0 then return {{0, 0}} end
   local used = 0
@@ -148,10 +156,10 @@ class RedisFleetSync:
                     limits = quota.limits
                     if limits is None:
                         continue
-                    lease, asked = _next_lease(quota, bucket)
+                    lease, asked, back = _next_lease(quota, bucket)
                     self._lease(keys=[f"{self.prefix}:quota:{entry.provider}:{key}"],
                                 args=[bucket, asked[0], limits.rpm or 0, asked[1],
-                                      limits.tpm or 0], client=pipe)
+                                      limits.tpm or 0, *back], client=pipe)
                     leases.append((quota, lease))
             for entry in entries:
                 name = f"{self.prefix}:fleet:{entry.provider}"
@@ -267,21 +275,31 @@ class RedisFleetSync:
             pass
 
 
-def _next_lease(quota: Quota, bucket: int) -> tuple[Lease, tuple[int, int]]:
-    """The lease to top up (a new one in a new bucket) and the requests and tokens to
-    ask for: about `_LEASE_INTERVALS` of what this worker spent lately."""
-    lease = quota.lease
+def _next_lease(quota: Quota, bucket: int
+                ) -> tuple[Lease, tuple[int, int], tuple[int, int, int]]:
+    """The lease to top up, the requests and tokens to ask for, and what to give back:
+    in a new bucket, a new lease, and the last one's unspent permits go back to the
+    fleet (they were counted in their bucket). A worker asks for `_LEASE_INTERVALS` of
+    what it spent lately, and at least `_LEASE_OF_LEFT` of what the minute has left."""
+    lease, back = quota.lease, (0, 0, 0)
+    limits = quota.limits
+    assert limits is not None
     if lease is None or lease.bucket != bucket:
-        lease = Lease(bucket)
-        if quota.lease is not None:  # carry the sizes over, not the permits
-            lease.spent_requests = quota.lease.spent_requests
-            lease.spent_tokens = quota.lease.spent_tokens
-            lease.largest = quota.lease.largest
+        old, lease = lease, Lease(bucket)
+        if old is not None:  # carry the sizes over, and give the permits back
+            with old.lock:
+                back = (old.bucket, max(old.requests, 0), max(old.tokens, 0))
+                old.requests = old.tokens = 0
+            lease.spent_requests, lease.spent_tokens = old.spent_requests, old.spent_tokens
+            lease.largest = old.largest
+            lease.fleet_requests, lease.fleet_tokens = old.fleet_requests, old.fleet_tokens
     with lease.lock:
-        want_requests = max(_LEASE_MIN, _LEASE_INTERVALS * lease.spent_requests)
-        want_tokens = max(2 * lease.largest, _LEASE_INTERVALS * lease.spent_tokens, 1)
+        want_requests = max(_LEASE_MIN, _LEASE_INTERVALS * lease.spent_requests,
+                            int(_LEASE_OF_LEFT * ((limits.rpm or 0) - lease.fleet_requests)))
+        want_tokens = max(2 * lease.largest, _LEASE_INTERVALS * lease.spent_tokens, 1,
+                          int(_LEASE_OF_LEFT * ((limits.tpm or 0) - lease.fleet_tokens)))
         asked = (max(0, want_requests - lease.requests), max(0, want_tokens - lease.tokens))
-    return lease, asked
+    return lease, asked, back
 
 
 def _granted(quota: Quota, lease: Lease, reply: Any) -> None:
