@@ -239,10 +239,6 @@ class Quota:
                     lease.fleet_tokens - max(lease.tokens, 0))
         return self._sent.totals(now)
 
-    def mine(self, now: float) -> tuple[int, int]:
-        """Requests and tokens this process sent in the last minute."""
-        return self._sent.totals(now)
-
     def blocked(self, now: float, cost: int = 0) -> float | None:
         """When this key may be used again if it may not be now (for a request of
         ``cost`` tokens), else None."""
