@@ -139,3 +139,25 @@ def test_a_reload_that_leaves_a_chain_without_its_key_is_rejected(
         assert router.complete("hi").provider == "openai"  # the old config serves on
     rejected = [e for e in events if e.type == "config_rejected"]
     assert rejected and "NEW_OPENAI_KEY_T" in rejected[0].detail
+
+
+def test_a_pool_with_no_key_set_says_which_variables(
+    clock: FakeClock, fake: FakeProviders, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("POOL_KEY_A", raising=False)
+    monkeypatch.delenv("POOL_KEY_B", raising=False)
+    fake["claude"].answer("from claude")
+    cfg = failover.Config.from_mapping({
+        "providers": {"openai": {"type": "openai", "model": "gpt-4o-mini",
+                                 "api_keys": ["${POOL_KEY_A}", "${POOL_KEY_B}"]},
+                      "claude": {"type": "anthropic", "model": "claude-haiku-4-5",
+                                 "api_key": "sk-ant-test-0123456789"}},
+        "routes": {"default": {"chain": ["openai", "claude"]}},
+    })
+    with failover.Router(cfg, clock=clock) as router:
+        reply = router.complete("hi")
+    assert reply.provider == "claude"
+    (failed,) = [a for a in reply.attempts if a.provider == "openai"]
+    assert failed.error_kind == "AuthenticationFailed"
+    assert "POOL_KEY_A is not set" in (failed.detail or "")
+    assert "POOL_KEY_B is not set" in (failed.detail or "")

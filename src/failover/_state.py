@@ -93,8 +93,15 @@ class Provider:
     # -- keys and quota --------------------------------------------------------------------
 
     def pick_key(self, now: float, request: Request) -> int | None:
-        """The key for the next attempt, or None when no key may be used now."""
-        return self.keys.pick(now, self.adapter.missing_keys(), self._cost(request))
+        """The key for the next attempt, or None when no key may be used now. When no
+        key's ``${VAR}`` is set, one of them: the adapter's error names the variables."""
+        if len(self.keys.keys) == 1:  # its variable, set or not, is the adapter's to say
+            return self.keys.pick(now, (), self._cost(request))
+        missing = self.adapter.missing_keys()
+        key = self.keys.pick(now, missing, self._cost(request))
+        if key is None and len(missing) == len(self.keys.keys):
+            return min(missing)
+        return key
 
     def _cost(self, request: Request) -> int:
         """The tokens ``request`` counts against a tokens-a-minute limit (0: none kept)."""
