@@ -234,7 +234,7 @@ def test_the_matrix_covers_every_fault_the_kit_can_make() -> None:
     faults = set(_behaviours.__all__) - {
         "LONG_TEXT", "SHORTHANDS", "FinishReason", "Behaviour", "Call", "Reply", "answer",
         "behaviour_from",
-        # Compositions of the faults above, over time:
-        "sequence", "slow", "flaky", "down"}
+        # Compositions of the faults above, over time (a quota: answers, then 429s):
+        "sequence", "slow", "flaky", "down", "quota"}
     assert faults <= made, f"faults not in the matrix: {sorted(faults - made)}"
 
