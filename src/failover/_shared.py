@@ -130,18 +130,21 @@ class RedisBreakerSync:
             item = self._outbox.get()
             if item is _STOP:
                 return
-            payload = json.dumps(item, separators=(",", ":"))
-            try:
-                pipe = self._redis.pipeline(transaction=False)
-                pipe.set(f"{self.prefix}:breaker:{item['provider']}", payload, ex=_KEY_TTL_S)
-                pipe.publish(self.channel, payload)
-                pipe.execute()
-            except Exception as exc:
-                self._out_of_touch = True  # republish it once Redis is back
-                self._unsent.add(item["provider"])
-                self._errors.failed(f"cannot publish to Redis at {self._where}", exc)
-            else:
-                self._errors.ok(f"Redis at {self._where}")
+            self._send(item)
+
+    def _send(self, item: Mapping[str, Any]) -> None:
+        payload = json.dumps(item, separators=(",", ":"))
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.set(f"{self.prefix}:breaker:{item['provider']}", payload, ex=_KEY_TTL_S)
+            pipe.publish(self.channel, payload)
+            pipe.execute()
+        except Exception as exc:
+            self._out_of_touch = True  # republish it once Redis is back
+            self._unsent.add(item["provider"])
+            self._errors.failed(f"cannot publish to Redis at {self._where}", exc)
+        else:
+            self._errors.ok(f"Redis at {self._where}")
 
     # -- receiving ---------------------------------------------------------------------------
 
@@ -246,14 +249,30 @@ class RedisBreakerSync:
             thread.start()
             self._threads.append(thread)
 
-    def close(self, timeout: float = 2.0) -> None:
-        self._stop.set()
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop, after what was queued has been published (within ``timeout``).
+
+        The publisher goes first and gets the whole ``timeout``: ``failover force-open``
+        is a router that changes one breaker and closes, and on a loaded machine the
+        publisher thread may not have run yet; 2 s was not always enough, and the
+        change never reached the workers. A Redis that cannot be reached fails each
+        publish within its 1 s socket timeout, so this only waits that long."""
+        deadline = time.monotonic() + timeout
         try:
             self._outbox.put_nowait(_STOP)
         except queue.Full:
             pass
         for thread in self._threads:
-            thread.join(timeout)
+            if thread.name.endswith("publish"):
+                thread.join(timeout)
+        if self._unsent:  # a publish failed (a Redis too slow for a moment): once more
+            unsent, self._unsent = self._unsent, set()
+            for snapshot in self._local():
+                if snapshot["provider"] in unsent and time.monotonic() < deadline:
+                    self._send(self._to_wire(snapshot))
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(2.0)
         self._threads.clear()
         try:
             self._redis.close()

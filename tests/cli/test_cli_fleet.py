@@ -93,7 +93,8 @@ def test_force_open_reaches_every_running_worker_and_health_shows_it(
     assert run.code == 0, run.err
     assert "openai: forced_open on every worker" in run.out
     for worker in running:
-        eventually(lambda w=worker: w.saw("state forced_open"), "the worker's breaker", 15)
+        eventually(lambda w=worker: w.saw("state forced_open"),
+                   f"the worker's breaker (it said {worker.lines})", 15)
         eventually(lambda w=worker: w.saw("event breaker_opened openai forced "
                                           "(through the shared state)"), "the worker's event",
                    15)
@@ -107,7 +108,8 @@ def test_force_open_reaches_every_running_worker_and_health_shows_it(
     assert cli("reset", "openai", str(path)).code == 0
     for worker in running:
         eventually(lambda w=worker: w.saw(
-            "event breaker_closed openai reset (through the shared state)"), "the reset", 15)
+            "event breaker_closed openai reset (through the shared state)"),
+            f"the reset (the worker said {worker.lines})", 15)
         eventually(lambda w=worker: w.lines[-1] == "state closed", "the closed breaker", 15)
 
 
