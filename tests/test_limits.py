@@ -97,6 +97,22 @@ async def test_a_429_cools_only_its_key(clock: FakeClock, fake: FakeProviders) -
     assert cooled in [key_of(r) for r in fake["openai"].requests[-2:]]
 
 
+def test_a_429_without_retry_after_cools_the_provider_by_default(
+    clock: FakeClock, fake: FakeProviders
+) -> None:
+    """The defect as a user met it, with no setting changed: the rate-limited provider
+    kept taking every request."""
+    fake["openai"].rate_limit(retry_after=None)
+    fake["claude"].answer("from claude")
+    with failover.Router(keyed(keys=(KEY_A,)), clock=clock) as router:
+        providers = [router.complete("hi").provider for _ in range(4)]
+        assert fake["openai"].calls == 1
+        clock.advance(5.1)  # retry.rate_limit_cooldown's default
+        fake["openai"].answer("back")
+        providers.append(router.complete("hi").provider)
+    assert providers == ["claude"] * 4 + ["openai"]
+
+
 def test_a_429_without_retry_after_cools_the_provider_for_a_growing_time(
     clock: FakeClock, fake: FakeProviders
 ) -> None:
