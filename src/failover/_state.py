@@ -70,6 +70,7 @@ class Provider:
         self.keys = KeyPool(len(config.key_refs()), config.limits, clock)
         self._clock = clock
         self._counts_tokens = config.limits is not None and config.limits.tpm is not None
+        self._limited = config.limits is not None
         self._inflight = 0
         #: Requests the other workers have in flight here (a shared-state backend's).
         self.fleet_inflight = 0
@@ -148,8 +149,11 @@ class Provider:
         """An attempt on ``key`` is about to be sent."""
         with self._inflight_lock:
             self._inflight += 1
+        quota = self.keys.keys[key]
+        if not self._limited and quota.requests_left is None and quota.tokens_left is None:
+            return  # nothing counts this request: no limit declared, no header seen
         tokens = self._cost(request)
-        if not tokens and self.keys.keys[key].tokens_left is not None:
+        if not tokens and quota.tokens_left is not None:
             tokens = request.estimated_input_tokens() + (request.max_tokens or 0)
         self.keys.sent(key, self._clock(), tokens)
 
