@@ -47,7 +47,7 @@ def test_every_problem_is_listed_with_its_path() -> None:
         "providers.openai.timeout: expected a duration",
         "providers.openai.bogus: unknown key",
         "providers.gemini: a model is required for type 'gemini'",
-        "providers.weird.type: expected 'openai', 'anthropic', 'gemini' or 'fake'",
+        "providers.weird.type: expected 'openai', 'azure', 'anthropic', 'gemini' or 'fake'",
         "routes.default.deadline: expected a duration",
         "defaults.breaker.failure_rate",
         "routes.default.chain[1]: unknown provider 'claude'",

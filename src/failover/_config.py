@@ -38,13 +38,14 @@ from pydantic import (
 from ._errors import ConfigError, ProviderError
 from ._events import EventType
 from ._secrets import mask_url
-from ._types import Action, Strategy
+from ._types import Action, ProviderType, Strategy
 
 __all__ = [
     "BackupConfig",
     "BreakerConfig",
     "CapabilitiesConfig",
     "Config",
+    "CredentialsConfig",
     "DeferredConfig",
     "DrillsConfig",
     "FakeConfig",
@@ -287,6 +288,57 @@ class LimitsConfig(_Model):
     per: Literal["provider", "key"] = "provider"
 
 
+class CredentialsConfig(_Model):
+    """Cloud credentials of a provider that does not take an API key (or not only one).
+
+    Each platform reads its own fields; any it leaves out come from that platform's
+    standard chain (AWS: environment, profile, role; Google: application default
+    credentials). Every value may be a ``${VAR}``; secrets stay secret in every output.
+    """
+
+    _shown_as = {"aws_access_key_id": lambda _: "***"}
+
+    # Amazon Bedrock
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: SecretStr | None = None
+    aws_session_token: SecretStr | None = None
+    aws_profile: str | None = None
+    # Google Vertex AI
+    service_account_file: str | None = Field(
+        None, description="a service-account JSON key file (relative to the config file)")
+    # Google Vertex AI or Azure: a bearer token given as is (it is not refreshed)
+    access_token: SecretStr | None = None
+    # Azure OpenAI with Microsoft Entra ID: a service principal's secret, or the
+    # DefaultAzureCredential chain (environment, workload / managed identity, CLI)
+    tenant_id: str | None = None
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    entra_id: Literal["default"] | None = None
+
+    def given(self) -> set[str]:
+        return {name for name in type(self).model_fields if getattr(self, name) is not None}
+
+
+#: Which ``credentials`` fields each platform reads.
+CREDENTIAL_FIELDS: dict[str, frozenset[str]] = {
+    "bedrock": frozenset({"aws_access_key_id", "aws_secret_access_key", "aws_session_token",
+                          "aws_profile"}),
+    "vertex": frozenset({"service_account_file", "access_token"}),
+    "azure": frozenset({"access_token", "tenant_id", "client_id", "client_secret", "entra_id"}),
+}
+
+
+#: Provider settings that only a cloud reads, and which clouds.
+_CLOUD_SETTINGS: dict[str, tuple[str, ...]] = {
+    "region": ("bedrock", "vertex"), "project": ("vertex",), "deployment": ("azure",),
+    "api_version": ("azure",), "credentials": ("bedrock", "vertex", "azure"),
+}
+
+
+def _cloud_name(cloud: str) -> str:
+    return "type: azure" if cloud == "azure" else f"platform: {cloud}"
+
+
 class FakeFault(_Model):
     """A fault for a simulated provider: ``status`` answers with that HTTP error."""
 
@@ -311,7 +363,10 @@ class FakeConfig(_Model):
 class ProviderConfig(_Model):
     _shown_as = {"base_url": mask_url, "headers": _hidden_values}
 
-    type: Literal["openai", "anthropic", "gemini", "fake"]
+    type: ProviderType
+    #: Where a model of ``type`` is served from when not its maker's own API:
+    #: ``bedrock`` or ``vertex`` for anthropic, ``vertex`` for gemini.
+    platform: Literal["bedrock", "vertex"] | None = None
     model: str = ""
     api_key: SecretStr | None = None
     api_keys: list[SecretStr] = Field(default_factory=list, description="a key pool, rotated")
@@ -329,8 +384,19 @@ class ProviderConfig(_Model):
     force: Literal["open", "closed"] | None = None
     fake: FakeConfig | None = None
     limits: LimitsConfig | None = None
-    #: Provider-specific extra arguments sent with every request (e.g. Azure api-version).
+    #: Provider-specific extra arguments sent with every request, as given.
     extra: dict[str, Any] = Field(default_factory=dict)
+    #: Provider options sent with every request (``seed``, ``reasoning_effort``,
+    #: ``thinking``, ``safety_settings``...): checked against what the provider's API
+    #: takes, an unknown one dropped with a debug log; a call's own options win.
+    options: dict[str, Any] = Field(default_factory=dict)
+    #: Cloud settings: AWS region or Vertex location; Google Cloud project; Azure
+    #: deployment (default: ``model``) and API version.
+    region: str | None = None
+    project: str | None = None
+    deployment: str | None = None
+    api_version: str | None = None
+    credentials: CredentialsConfig | None = None
 
     @field_validator("base_url")
     @classmethod
@@ -362,9 +428,70 @@ class ProviderConfig(_Model):
             raise ValueError("'fake' settings apply only to type: fake")
         if self.api_key_file is not None and (self.api_key is not None or self.api_keys):
             raise ValueError("give api_key_file, or api_key / api_keys, not both")
-        if self.type == "gemini" and not self.key_refs() and self.api_key_file is None:
+        if (self.type == "gemini" and self.platform is None and not self.key_refs()
+                and self.api_key_file is None):
             raise ValueError("the gemini API needs a key (api_key: none is not accepted)")
+        self._check_cloud()
         return self
+
+    @property
+    def cloud(self) -> str | None:
+        """``azure``, ``bedrock``, ``vertex``: the cloud that serves this provider."""
+        return "azure" if self.type == "azure" else self.platform
+
+    def _check_cloud(self) -> None:
+        """Cloud settings only where they apply, and what each cloud cannot do without."""
+        allowed = {"anthropic": ("bedrock", "vertex"), "gemini": ("vertex",)}
+        if self.platform is not None and self.platform not in allowed.get(self.type, ()):
+            raise ValueError(f"platform: {self.platform!r} does not serve type {self.type!r} "
+                             "(anthropic: bedrock or vertex; gemini: vertex)")
+        cloud = self.cloud
+        for name, clouds in _CLOUD_SETTINGS.items():
+            if getattr(self, name) is not None and cloud not in clouds:
+                raise ValueError(f"{name} applies only to " + " and ".join(
+                    _cloud_name(c) for c in clouds))
+        if cloud == "vertex" and not (self.region and self.project):
+            raise ValueError("platform: vertex needs project (the Google Cloud project) and "
+                             "region (a Vertex AI location: us-east5, europe-west1, global)")
+        if cloud == "bedrock" and not self.region:
+            raise ValueError("platform: bedrock needs a region (an AWS region, e.g. "
+                             "us-east-1)")
+        if cloud == "azure" and not self.base_url:
+            raise ValueError("type: azure needs base_url: the resource's endpoint, e.g. "
+                             "https://my-resource.openai.azure.com")
+        if cloud is not None:
+            self._check_credentials(cloud)
+
+    def _check_credentials(self, cloud: str) -> None:
+        given = self.credentials
+        if given is None:
+            if cloud == "azure" and not self.key_refs() and self.api_key_file is None:
+                raise ValueError("type: azure needs api_key, or credentials (Entra ID: "
+                                 "tenant_id/client_id/client_secret, entra_id: default, or "
+                                 "access_token)")
+            return
+        wrong = sorted(given.given() - CREDENTIAL_FIELDS[cloud])
+        if wrong:
+            raise ValueError(f"credentials: {', '.join(wrong)} do(es) not apply to "
+                             f"{_cloud_name(cloud)} (it reads "
+                             f"{', '.join(sorted(CREDENTIAL_FIELDS[cloud]))})")
+        if cloud == "azure":
+            self._check_entra(given)
+        if cloud == "bedrock" and self.key_refs():
+            raise ValueError("platform: bedrock takes an api_key (a Bedrock API key) or "
+                             "AWS credentials, not both")
+
+    def _check_entra(self, given: CredentialsConfig) -> None:
+        principal = [given.tenant_id, given.client_id, given.client_secret]
+        ways = sum([any(v is not None for v in principal), given.entra_id is not None,
+                    given.access_token is not None, bool(self.key_refs())])
+        if ways != 1:
+            raise ValueError("type: azure authenticates one way: api_key, credentials."
+                             "access_token, credentials.entra_id: default, or credentials."
+                             "tenant_id + client_id + client_secret")
+        if any(v is not None for v in principal) and not all(v is not None for v in principal):
+            raise ValueError("credentials: a service principal needs tenant_id, client_id "
+                             "and client_secret")
 
     def timeouts_with(self, defaults: TimeoutsConfig) -> TimeoutsConfig:
         """The effective timeouts: provider's own over ``defaults``; ``timeout`` is request."""
@@ -601,6 +728,20 @@ class Config(_Model):
             return None
         path = Path(raw).expanduser()
         return path if path.is_absolute() or self._folder is None else self._folder / path
+
+    def provider_with_paths(self, name: str) -> ProviderConfig:
+        """Provider ``name``'s config with its files (``api_key_file``, a service-account
+        file) where the config file says: relative to `folder`."""
+        pconf = self.providers[name]
+        key_file = self.key_file_for(name)
+        if key_file is not None:
+            pconf = pconf.model_copy(update={"api_key_file": str(key_file)})
+        given = pconf.credentials
+        if given is not None and given.service_account_file is not None:
+            path = self._relative(given.service_account_file)
+            pconf = pconf.model_copy(update={"credentials": given.model_copy(
+                update={"service_account_file": str(path)})})
+        return pconf
 
     def deferred_path(self) -> Path:
         """The deferred store's file: ``deferred.path``, relative to `folder` if set."""

@@ -331,9 +331,7 @@ def build_state(config: Config, clock: Clock, previous: State | None,
             providers[name] = kept
             continue
         retry = pconf.retry or config.defaults.retry
-        key_file = config.key_file_for(name)
-        if key_file is not None:  # the adapter reads it where the config file says
-            pconf = pconf.model_copy(update={"api_key_file": str(key_file)})
+        pconf = config.provider_with_paths(name)  # files where the config file says
         providers[name] = Provider(
             name, pconf, config.timeouts_for(name), key,
             breaker=Breaker(name, config.breaker_for(name), clock, forced=pconf.force),

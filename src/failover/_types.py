@@ -8,7 +8,7 @@ from typing import Literal, Protocol
 Role = Literal["system", "user", "assistant", "tool"]
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter"]
 BreakerState = Literal["closed", "open", "half_open", "forced_open", "forced_closed"]
-ProviderType = Literal["openai", "anthropic", "gemini", "fake"]
+ProviderType = Literal["openai", "azure", "anthropic", "gemini", "fake"]
 Action = Literal["retry", "failover", "raise"]
 StreamInterruptPolicy = Literal["restart", "continue", "raise"]
 #: How a pool of equivalent providers orders its members for one request.

@@ -83,7 +83,7 @@ def test_broken_config_prints_every_problem_with_its_path_and_exits_1(
     for line in (
         "providers.openai.timeout: expected a duration like '200ms', '30s' or '5m', got '20x'",
         "providers.openai.colour: unknown key",
-        "providers.claude.type: expected 'openai', 'anthropic', 'gemini' or 'fake', "
+        "providers.claude.type: expected 'openai', 'azure', 'anthropic', 'gemini' or 'fake', "
         "got 'antropic'",
         "routes.default.chain[1]: unknown provider 'gemni'",
     ):

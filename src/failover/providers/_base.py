@@ -566,6 +566,7 @@ class ProviderAdapter(ABC):
         self._missing: dict[int, str] = {}
         #: Told what each response's rate-limit headers say, with the key's index.
         self.on_rate_limits: Callable[[int, QuotaReading], None] | None = None
+        self._client_lock = threading.RLock()
         self._sync_clients: dict[int, Any] = {}
         self._async_clients: dict[int, Any] = {}
         # google-genai never closes an injected client, so the adapter owns them all.
@@ -612,6 +613,10 @@ class ProviderAdapter(ABC):
     @abstractmethod
     def _map_error(self, exc: BaseException) -> ProviderError | None:
         """The SDK's own exceptions to a kind; None to fall back to generic mapping."""
+
+    def _primer_client(self, http_client: httpx2.Client) -> Any:
+        """A throwaway SDK client for `prime`, with canned credentials (never fetched)."""
+        return self._make_sync_client("primer-key", http_client)
 
     def _stream_http_response(self, opened: Any) -> httpx2.Response | None:
         """The HTTP response behind an opened stream, for adapters whose SDK hands a
@@ -723,21 +728,30 @@ class ProviderAdapter(ABC):
     def sync_client(self, key_index: int = 0) -> Any:
         client = self._sync_clients.get(key_index)
         if client is None:
-            key = self._usable_key(key_index)
-            http = httpx2.Client(transport=self.transport, **self._http_kwargs())
-            self._http_clients.append(http)
-            client = self._make_sync_client(key, http)
-            self._sync_clients[key_index] = client
+            # One client per key even when the background preparation and a first
+            # request race for it (two would mean two token fetches, two pools).
+            with self._client_lock:
+                client = self._sync_clients.get(key_index)
+                if client is None:
+                    key = self._usable_key(key_index)
+                    http = httpx2.Client(transport=self.transport, **self._http_kwargs())
+                    self._http_clients.append(http)
+                    client = self._make_sync_client(key, http)
+                    self._sync_clients[key_index] = client
         return client
 
     def async_client(self, key_index: int = 0) -> Any:
         client = self._async_clients.get(key_index)
         if client is None:
-            key = self._usable_key(key_index)
-            http = httpx2.AsyncClient(transport=self.transport, **self._http_kwargs())
-            self._http_clients.append(http)
-            client = self._make_async_client(key, http)
-            self._async_clients[key_index] = client
+            with self._client_lock:
+                client = self._async_clients.get(key_index)
+                if client is None:
+                    key = self._usable_key(key_index)
+                    http = httpx2.AsyncClient(transport=self.transport,
+                                              **self._http_kwargs())
+                    self._http_clients.append(http)
+                    client = self._make_async_client(key, http)
+                    self._async_clients[key_index] = client
         return client
 
     def http_timeout(self, timeout: float | None, *, stream: bool = False) -> httpx2.Timeout:
@@ -816,7 +830,7 @@ class ProviderAdapter(ABC):
         # An answer, and a refused connection: the failure path is a failover's too.
         for reply in (lambda _: httpx2.Response(200, json=body), _refused):
             with httpx2.Client(transport=httpx2.MockTransport(reply)) as http:
-                client = self._make_sync_client("primer-key", http)
+                client = self._primer_client(http)
                 try:
                     self._translate(self._send(client, request, self.http_timeout(None)),
                                     request)

@@ -15,7 +15,7 @@ import re
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 __all__ = [
     "DEFAULT_TEXT",
@@ -23,6 +23,7 @@ __all__ = [
     "MALFORMED_BODY",
     "SSE_CONTENT_TYPE",
     "ChunkedBody",
+    "Platform",
     "SseEvent",
     "WireFormat",
     "WireRequest",
@@ -91,6 +92,8 @@ class WireRequest:
     body: Any = None
     #: OpenAI sends usage in a stream only when asked (``stream_options``).
     include_usage: bool = False
+    #: The cloud that serves the format, when not its maker's own API.
+    platform: Platform | None = None
 
     @property
     def input_tokens(self) -> int:
@@ -103,47 +106,73 @@ class WireRequest:
 _GEMINI_PATH = re.compile(
     r"/models/(?P<model>[^/:]+):(?P<method>generateContent|streamGenerateContent)$"
 )
+#: Claude on Bedrock: the model in the path, streaming by the path's last segment.
+_BEDROCK_PATH = re.compile(
+    r"/model/(?P<model>[^/]+)/(?P<method>invoke|invoke-with-response-stream)$"
+)
+#: Claude on Vertex AI.
+_VERTEX_CLAUDE_PATH = re.compile(
+    r"/publishers/anthropic/models/(?P<model>[^/:]+):(?P<method>rawPredict|streamRawPredict)$"
+)
+_AZURE_PATH = re.compile(r"/openai/deployments/(?P<model>[^/]+)/chat/completions$")
+
+#: Where a request went when not to its model maker's own API.
+Platform = Literal["azure", "bedrock", "vertex"]
 
 
 def detect_format(url: str) -> WireFormat | None:
-    """``/chat/completions`` -> openai, ``/v1/messages`` -> anthropic, ``:generateContent``
-    or ``:streamGenerateContent`` -> gemini; None for anything else."""
-    path = urlsplit(url).path.rstrip("/")
+    """``/chat/completions`` -> openai, ``/v1/messages`` (or Bedrock's ``/invoke``, Vertex's
+    ``:rawPredict``) -> anthropic, ``:generateContent`` or ``:streamGenerateContent`` ->
+    gemini; None for anything else."""
+    return _route(urlsplit(url).path.rstrip("/"))[0]
+
+
+def _route(path: str) -> tuple[WireFormat | None, Platform | None, re.Match[str] | None]:
     if path.endswith("/chat/completions"):
-        return "openai"
+        return "openai", ("azure" if (m := _AZURE_PATH.search(path)) else None), m
     if path.endswith("/v1/messages") or path == "/messages":
-        return "anthropic"
-    if _GEMINI_PATH.search(path):
-        return "gemini"
-    return None
+        return "anthropic", None, None
+    if match := _BEDROCK_PATH.search(path):
+        return "anthropic", "bedrock", match
+    if match := _VERTEX_CLAUDE_PATH.search(path):
+        return "anthropic", "vertex", match
+    if match := _GEMINI_PATH.search(path):
+        return "gemini", ("vertex" if "/projects/" in path else None), match
+    return None, None, None
+
+
+_STREAM_METHODS = frozenset({"streamGenerateContent", "invoke-with-response-stream",
+                             "streamRawPredict"})
 
 
 def read_request(url: str, content: bytes) -> WireRequest:
-    """The format, streaming flag and model of a provider request."""
-    fmt = detect_format(url)
+    """The format, platform, streaming flag and model of a provider request."""
+    fmt, platform, match = _route(urlsplit(url).path.rstrip("/"))
     body: Any
     try:
         body = json.loads(content) if content else None
     except (ValueError, UnicodeDecodeError):
         body = None
     fields = body if isinstance(body, dict) else {}
-    if fmt == "gemini":
-        match = _GEMINI_PATH.search(urlsplit(url).path.rstrip("/"))
-        assert match is not None
+    if match is not None and "method" in match.groupdict():
+        # The model and whether it streams are in the URL (Gemini, Bedrock, Vertex).
         return WireRequest(
             format=fmt,
-            stream=match.group("method") == "streamGenerateContent",
-            model=match.group("model"),
+            stream=match.group("method") in _STREAM_METHODS,
+            model=unquote(match.group("model")),
             body=body,
+            platform=platform,
         )
     model = fields.get("model")
     options = fields.get("stream_options")
     return WireRequest(
         format=fmt,
         stream=fields.get("stream") is True,
-        model=model if isinstance(model, str) else None,
+        model=model if isinstance(model, str) else (
+            match.group("model") if match is not None else None),
         body=body,
         include_usage=isinstance(options, dict) and options.get("include_usage") is True,
+        platform=platform,
     )
 
 

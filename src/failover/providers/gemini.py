@@ -109,7 +109,7 @@ class GeminiAdapter(ProviderAdapter):
         extra = dict(self.config.extra)
         api_version = extra.pop("api_version", None)
         options = types.HttpOptions(
-            base_url=self.config.base_url or DEFAULT_BASE_URL,
+            base_url=self._base_url(),
             api_version=str(api_version) if api_version else None,
             headers=self.headers() or None,
             timeout=_milliseconds(self.timeouts.request),
@@ -119,7 +119,14 @@ class GeminiAdapter(ProviderAdapter):
             extra_body=extra or None,
         )
         # The adapter keeps this object: it closes its transports when collected.
-        return genai.Client(vertexai=False, api_key=api_key, http_options=options)
+        return genai.Client(**self._genai_auth(api_key), http_options=options)
+
+    def _base_url(self) -> str | None:
+        return self.config.base_url or DEFAULT_BASE_URL
+
+    def _genai_auth(self, api_key: str | None) -> dict[str, Any]:
+        """Who the client is: the Developer API with a key (Vertex AI: `GeminiVertexAdapter`)."""
+        return {"vertexai": False, "api_key": api_key}
 
     # -- requests ----------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from typing import Any, Literal
 
 import httpx
 
-from ..providers import _wire
+from ..providers import _cloud_wire, _wire
 from ..providers._wire import WireFormat, WireRequest
 
 __all__ = [
@@ -109,6 +110,48 @@ class Behaviour:
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
         return f"{type(self).__name__.lower()}({fields})"
+
+
+# --- clouds ---------------------------------------------------------------------------
+
+
+def for_platform(reply: Reply, wire: WireRequest) -> Reply:
+    """The reply as the cloud that serves the format sends it (framing, error shapes)."""
+    if wire.platform is None or reply.raise_ is not None:
+        return reply
+    if reply.status >= 400:
+        return _cloud_error(reply, wire)
+    if wire.platform == "bedrock" and reply.headers.get("content-type", "").startswith(
+            "text/event-stream"):
+        reply.headers["content-type"] = _cloud_wire.EVENT_STREAM_CONTENT_TYPE
+        reply.chunks = tuple(_cloud_wire.bedrock_frames(chunk) for chunk in reply.chunks)
+    return reply
+
+
+def _cloud_error(reply: Reply, wire: WireRequest) -> Reply:
+    try:
+        body = json.loads(b"".join(reply.chunks))
+    except ValueError:
+        return reply
+    error = body.get("error") if isinstance(body, dict) else None
+    message = str(error.get("message", "")) if isinstance(error, dict) else ""
+    if wire.platform == "azure":
+        seconds = reply.headers.get("retry-after")
+        if seconds is not None:
+            # Azure says it in milliseconds too; the whole seconds are rounded up.
+            reply.headers["retry-after-ms"] = str(round(float(seconds) * 1000))
+            reply.headers["retry-after"] = str(math.ceil(float(seconds)))
+        return reply
+    if wire.platform == "bedrock":
+        status, headers, cloud_body = _cloud_wire.bedrock_error(reply.status, message)
+        return Reply(status=status, headers={**reply.headers, **headers},
+                     chunks=(json.dumps(cloud_body).encode(),), delay=reply.delay)
+    if wire.format == "anthropic" and reply.status != 529:
+        # Vertex AI answers in Google's shape (an overload it passes on from Anthropic).
+        body = _cloud_wire.google_error_body(reply.status, message)
+        return Reply(status=reply.status, headers=reply.headers,
+                     chunks=(json.dumps(body).encode(),), delay=reply.delay)
+    return reply
 
 
 # --- helpers ----------------------------------------------------------------------------

@@ -35,6 +35,7 @@ import httpx2
 import respx
 
 from .._fallback import DeferredRecord, DeferredStore
+from ..providers import _cloud_wire
 from ..providers._base import override_transport
 from ..providers._wire import DEFAULT_TEXT, ChunkedBody, WireFormat, read_request
 
@@ -55,6 +56,7 @@ from ._behaviours import (
     down,
     fail,
     flaky,
+    for_platform,
     hang,
     malformed,
     quota,
@@ -68,7 +70,7 @@ from ._behaviours import (
 )
 from ._bridge import PROVIDER_HEADER, RespxTransport
 
-__all__ = ["FakeProviders", "RecordedRequest", "SimulatedProvider"]
+__all__ = ["FakeProviders", "RecordedRequest", "SimulatedIdentity", "SimulatedProvider"]
 
 _SECRET_HEADERS = frozenset({"authorization", "x-api-key", "x-goog-api-key", "api-key"})
 
@@ -306,8 +308,50 @@ class SimulatedProvider:
                 credential=_credential(request),
             )
             self._handled += 1
-            reply = behaviour.reply(call)
+            reply = for_platform(behaviour.reply(call), call.wire)
         return self._kit._carry_out(reply, request, exchange)
+
+
+class SimulatedIdentity:
+    """The token endpoints the cloud SDKs call (Google OAuth, Microsoft Entra ID), answered
+    with a fresh token each time: ``fake.identity``. ``fail(status)`` refuses them;
+    ``expires_in`` sets the tokens' lifetime (a short one makes every request refresh)."""
+
+    def __init__(self, kit: FakeProviders) -> None:
+        self._kit = kit
+        self.requests: list[RecordedRequest] = []
+        #: Every token handed out, in order.
+        self.tokens: list[str] = []
+        self.expires_in = 3600
+        self._status: int | None = None
+        self.route = respx.Route(url__regex=r"^https://(oauth2\.googleapis\.com/token"
+                                            r"|login\.microsoftonline\.com/)")
+        self.route.side_effect = self._answer
+
+    def fail(self, status: int = 401) -> SimulatedIdentity:
+        self._status = status
+        return self
+
+    def answer(self, expires_in: int | None = None) -> SimulatedIdentity:
+        self._status = None
+        if expires_in is not None:
+            self.expires_in = expires_in
+        return self
+
+    def _answer(self, request: httpx.Request) -> httpx.Response:
+        recorded = self._kit._record(request, _exchange.get())
+        self.requests.append(recorded)
+        kind = _cloud_wire.token_endpoint(recorded.url) or "google"
+        if self._status is not None:
+            body = {"error": "invalid_client",
+                    "error_description": f"simulated refusal ({self._status})"}
+            return httpx.Response(self._status, json=body, request=request)
+        token = ""
+        if kind != "entra-discovery":
+            token = f"simulated-{kind}-token-{len(self.tokens) + 1:04d}"
+            self.tokens.append(token)
+        return httpx.Response(200, json=_cloud_wire.token_answer(
+            kind, recorded.url, token, self.expires_in), request=request)
 
 
 def _credential(request: httpx.Request) -> str:
@@ -351,6 +395,8 @@ class FakeProviders:
         self._lock = threading.Lock()
         self._providers: dict[str, SimulatedProvider] = {}
         self._defaults: dict[str, tuple[Behaviour, list[int]]] = {}
+        #: The token endpoints (Google OAuth, Microsoft Entra ID).
+        self.identity = SimulatedIdentity(self)
         self._catch_all = respx.Route()
         self._catch_all.side_effect = self._stray
         self._stack: list[contextlib.ExitStack] = []
@@ -393,6 +439,7 @@ class FakeProviders:
         by_url = sorted((p for k, p in self._providers.items() if _is_url(k)),
                         key=lambda p: -len(p.key))
         self.router.routes.clear()
+        self.router.routes.add(self.identity.route)  # a token request names its provider too
         for provider in (*named, *by_url):
             self.router.routes.add(provider.route)
         self.router.routes.add(self._catch_all)
@@ -508,7 +555,7 @@ class FakeProviders:
                 call = Call(wire=read_request(recorded.url, request.content),
                             index=handled[0] - 1, now=recorded.time,
                             read_timeout=_read_timeout(exchange))
-                reply = behaviour.reply(call)
+                reply = for_platform(behaviour.reply(call), call.wire)
             return self._carry_out(reply, request, exchange)
         simulator = _own_simulator(recorded)
         if simulator is not None and exchange is not None:
