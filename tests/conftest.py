@@ -15,7 +15,14 @@ from typing import Any
 import pytest
 
 from failover.testing import FakeClock, FakeProviders
-from support import LiveProvider, LoopbackProvider, free_port, start_redis
+from support import (
+    LiveProvider,
+    LoopbackProvider,
+    clouds,
+    free_port,
+    start_redis,
+    write_service_account,
+)
 
 
 @pytest.fixture
@@ -27,6 +34,17 @@ def clock() -> FakeClock:
 def fake(clock: FakeClock) -> Iterator[FakeProviders]:
     with FakeProviders(clock=clock) as kit:
         yield kit
+
+
+@pytest.fixture(scope="session")
+def service_account(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return str(write_service_account(tmp_path_factory.mktemp("gcp") / "service-account.json"))
+
+
+@pytest.fixture
+def cloud_providers(service_account: str) -> dict[str, dict[str, Any]]:
+    """One provider on each cloud (see `support.clouds`)."""
+    return clouds(service_account)
 
 
 # --- a real HTTP server on loopback ------------------------------------------------------

@@ -13,8 +13,8 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, ClassVar
 
-__all__ = ["LOOPBACK_ANSWERS", "PROVIDERS", "LiveProvider", "LoopbackProvider", "eventually",
-           "free_port", "start_redis"]
+__all__ = ["CLOUD_SECRETS", "LOOPBACK_ANSWERS", "PROVIDERS", "LiveProvider", "LoopbackProvider",
+           "clouds", "eventually", "free_port", "start_redis", "write_service_account"]
 
 #: One provider of each type, with test keys, as most router tests configure them.
 PROVIDERS = {
@@ -23,6 +23,52 @@ PROVIDERS = {
                "api_key": "sk-ant-test-0123456789"},
     "gemini": {"type": "gemini", "model": "gemini-2.5-flash", "api_key": "AIzaTest0123456789abc"},
 }
+
+
+#: Every credential `clouds` configures: none may appear in any output.
+CLOUD_SECRETS = ("azure-key-0123456789abcdef", "AKIAEXAMPLE01234567", "aws-secret-0123456789abcdef",
+                 "aws-session-0123456789abcdef", "entra-secret-0123456789abcdef")
+
+
+def clouds(service_account: str) -> dict[str, dict[str, Any]]:
+    """One provider on each cloud, as the cloud tests configure them: the same models as
+    `PROVIDERS` (OpenAI -> Azure, Anthropic -> Bedrock and Vertex, Gemini -> Vertex)."""
+    return {
+        "azure": {"type": "azure", "model": "gpt-4o-mini", "deployment": "gpt4o-prod",
+                  "base_url": "https://contoso.openai.azure.com", "api_version": "2024-10-21",
+                  "api_key": CLOUD_SECRETS[0]},
+        "azure-entra": {"type": "azure", "model": "gpt-4o-mini",
+                        "base_url": "https://contoso.openai.azure.com",
+                        "credentials": {"tenant_id": "contoso-tenant", "client_id": "app-1",
+                                        "client_secret": CLOUD_SECRETS[4]}},
+        "bedrock": {"type": "anthropic", "platform": "bedrock",
+                    "model": "anthropic.claude-haiku-4-5-20251001-v1:0", "region": "us-east-1",
+                    "credentials": {"aws_access_key_id": CLOUD_SECRETS[1],
+                                    "aws_secret_access_key": CLOUD_SECRETS[2],
+                                    "aws_session_token": CLOUD_SECRETS[3]}},
+        "vertex-claude": {"type": "anthropic", "platform": "vertex",
+                          "model": "claude-haiku-4-5@20251001", "region": "us-east5",
+                          "project": "acme-prod",
+                          "credentials": {"service_account_file": service_account}},
+        "vertex-gemini": {"type": "gemini", "platform": "vertex", "model": "gemini-2.5-flash",
+                          "region": "us-central1", "project": "acme-prod",
+                          "credentials": {"service_account_file": service_account}},
+    }
+
+
+def write_service_account(path: Path) -> Path:
+    """A service-account key file with a real RSA key (google-auth signs a JWT with it)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    path.write_text(json.dumps({
+        "type": "service_account", "project_id": "acme-prod", "private_key_id": "k1",
+        "private_key": pem, "client_email": "failover@acme-prod.iam.gserviceaccount.com",
+        "client_id": "1", "token_uri": "https://oauth2.googleapis.com/token"}))
+    return path
 
 
 #: What the loopback providers answer, in each wire format.

@@ -75,6 +75,7 @@ from .._models import (
 from .._secrets import register, register_url
 from .._structured import parse_answer
 from .._types import FinishReason
+from ._clouds import map_credential_error
 from ._known import known_context_window
 from ._watchdog import AttemptBound, current_bound, start_watchdog, watch_response
 from ._wire import WireFormat, completion_body
@@ -797,7 +798,8 @@ class ProviderAdapter(ABC):
             # The watchdog shut the socket: the attempt outlived its bound.
             return Timeout("no complete answer within the attempt's time bound",
                            provider=self.name)
-        mapped = self._map_error(exc) or map_transport_error(exc, self.name)
+        mapped = (self._map_error(exc) or map_transport_error(exc, self.name)
+                  or map_credential_error(exc, self.name))
         if mapped is None:
             if not _reached.get():
                 raise exc  # raised before the provider was reached: not its fault

@@ -24,7 +24,7 @@ import httpx2
 
 from .._errors import PermissionDenied, ProviderError
 from ._base import error_from_status
-from ._clouds import google_credentials, map_credential_error, seam_session, secret
+from ._clouds import google_credentials, seam_session, secret
 from .anthropic import AnthropicAdapter
 
 __all__ = ["VertexAnthropicAdapter", "google_error"]
@@ -76,7 +76,7 @@ class VertexAnthropicAdapter(AnthropicAdapter):
                                  headers=exc.response.headers)
             if found is not None:
                 return found
-        return super()._map_error(exc) or map_credential_error(exc, self.name)
+        return super()._map_error(exc)
 
 
 def google_error(body: Any, status: int, *, provider: str,

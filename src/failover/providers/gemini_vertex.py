@@ -20,8 +20,7 @@ import httpx2
 from google import genai
 from google.genai import types
 
-from .._errors import ProviderError
-from ._clouds import google_credentials, map_credential_error, seam_session, secret
+from ._clouds import google_credentials, seam_session, secret
 from .gemini import GeminiAdapter
 
 __all__ = ["GeminiVertexAdapter"]
@@ -65,6 +64,3 @@ class GeminiVertexAdapter(GeminiAdapter):
                             location=self.config.region or "global",
                             credentials=Credentials(token="primer-token"),  # type: ignore[no-untyped-call]
                             http_options=options)
-
-    def _map_error(self, exc: BaseException) -> ProviderError | None:
-        return super()._map_error(exc) or map_credential_error(exc, self.name)
