@@ -90,6 +90,8 @@ class RecordedRequest:
     stream: bool
     format: WireFormat | None
     model: str | None
+    #: The body as sent (a token request's form, say: `json` is None for it).
+    body: bytes = field(default=b"", repr=False)
 
     @property
     def messages(self) -> list[Any]:
@@ -523,6 +525,7 @@ class FakeProviders:
             stream=wire.stream,
             format=wire.format,
             model=wire.model,
+            body=request.content,
         )
         self._log.append(recorded)
         return recorded
