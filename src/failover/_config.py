@@ -277,6 +277,8 @@ class CapabilitiesConfig(_Model):
     images: bool | None = None
     prefill: bool | None = None
     context_window: int | None = Field(None, ge=1)
+    #: False: never send the unified ``reasoning`` option to this provider.
+    reasoning: bool | None = None
 
 
 class LimitsConfig(_Model):

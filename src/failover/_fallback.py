@@ -26,9 +26,11 @@ from typing import Any, Literal
 
 from ._errors import ConfigError
 from ._models import (
+    ContentPart,
     ImagePart,
     JsonSchema,
     Message,
+    ReasoningPart,
     Request,
     Response,
     TextPart,
@@ -65,9 +67,11 @@ def load_callable(ref: str, where: str) -> Callable[..., Any]:
 # --- request (de)serialisation ----------------------------------------------------------
 
 
-def _part_to_json(part: TextPart | ImagePart) -> dict[str, Any]:
+def _part_to_json(part: ContentPart) -> dict[str, Any]:
     if isinstance(part, TextPart):
         return {"type": "text", "text": part.text}
+    if isinstance(part, ReasoningPart):
+        return dataclasses.asdict(part)
     return {
         "type": "image",
         "url": part.url,
@@ -76,9 +80,11 @@ def _part_to_json(part: TextPart | ImagePart) -> dict[str, Any]:
     }
 
 
-def _part_from_json(raw: dict[str, Any]) -> TextPart | ImagePart:
+def _part_from_json(raw: dict[str, Any]) -> ContentPart:
     if raw["type"] == "text":
         return TextPart(raw["text"])
+    if raw["type"] == "reasoning":
+        return ReasoningPart(**raw)
     data = raw.get("data")
     return ImagePart(url=raw.get("url"), data=bytes.fromhex(data) if data else None,
                      media_type=raw.get("media_type", "image/png"))
@@ -117,6 +123,8 @@ def request_to_json(request: Request) -> str:
         ),
         "metadata": dict(request.metadata),
         "route": request.route,
+        "reasoning": request.reasoning,
+        "options": dict(request.options),
     }
     return json.dumps(doc, separators=(",", ":"))
 
@@ -148,6 +156,8 @@ def request_from_json(text: str) -> Request:
         response_format=JsonSchema(**fmt) if fmt else None,
         metadata=doc.get("metadata", {}),
         route=doc.get("route", "default"),
+        reasoning=doc.get("reasoning"),
+        options=doc.get("options", {}),
     )
 
 

@@ -13,7 +13,7 @@ from types import MappingProxyType
 from typing import Any, Literal, TypedDict, cast, get_args
 
 from ._errors import BadRequest
-from ._types import FinishReason, Role
+from ._types import REASONING_EFFORTS, FinishReason, Reasoning, Role
 
 __all__ = [
     "Attempt",
@@ -23,6 +23,7 @@ __all__ = [
     "ImagePart",
     "JsonSchema",
     "Message",
+    "ReasoningPart",
     "Request",
     "Response",
     "Restart",
@@ -60,7 +61,26 @@ class ImagePart:
     type: Literal["image"] = "image"
 
 
-ContentPart = TextPart | ImagePart
+@dataclass(frozen=True, slots=True)
+class ReasoningPart:
+    """A model's reasoning in an assistant turn, kept so the next turn can send it back.
+
+    ``signature`` is the provider's proof that the reasoning is its own (Anthropic's
+    thinking signature, Gemini's thought signature); ``redacted`` holds Anthropic's
+    encrypted ``redacted_thinking`` data. ``origin`` names the family that made it
+    (``anthropic``: the Claude API, Bedrock and Vertex AI; ``gemini``: the Developer API
+    and Vertex AI): only that family accepts it back, every other adapter leaves it out
+    (with a debug log), since a foreign signature is refused.
+    """
+
+    text: str = ""
+    signature: str | None = None
+    redacted: str | None = None
+    origin: str | None = None
+    type: Literal["reasoning"] = "reasoning"
+
+
+ContentPart = TextPart | ImagePart | ReasoningPart
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +88,8 @@ class ToolCall:
     id: str
     name: str
     arguments: dict[str, Any]
+    #: Gemini's thought signature for this call, sent back with it to Gemini only.
+    signature: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +119,12 @@ class Message:
         return not isinstance(self.content, str) and any(
             isinstance(p, ImagePart) for p in self.content
         )
+
+    @property
+    def reasoning(self) -> tuple[ReasoningPart, ...]:
+        if isinstance(self.content, str):
+            return ()
+        return tuple(p for p in self.content if isinstance(p, ReasoningPart))
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +174,13 @@ class Request:
     route: str = "default"
     #: Assistant text the answer must continue (stream ``continue`` recovery).
     prefill: str | None = None
+    #: How hard the model should think, mapped to each provider's own knob
+    #: (`REASONING_EFFORTS`); None: the provider's default.
+    reasoning: Reasoning | None = None
+    #: Provider options for this call (over the config's ``options``): each adapter
+    #: sends those its API takes; a key naming a provider type (``openai``, ``azure``,
+    #: ``anthropic``, ``gemini``) holds options for that type only.
+    options: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def needs_images(self) -> bool:
@@ -200,6 +235,17 @@ class Response:
     #: The validated answer to a ``response_format`` request: a pydantic instance when
     #: the format was a model, else the parsed JSON; None without a format.
     parsed: Any = field(default=None, compare=False)
+    #: The model's reasoning (thinking blocks, thought summaries and signatures).
+    reasoning: tuple[ReasoningPart, ...] = ()
+
+    @property
+    def message(self) -> Message:
+        """This answer as the assistant turn to append to the conversation, with its
+        reasoning and signatures, so the next turn can go to any provider."""
+        parts: tuple[ContentPart, ...] = (*self.reasoning,
+                                          *((TextPart(self.text),) if self.text else ()))
+        content: str | tuple[ContentPart, ...] = parts if self.reasoning else self.text
+        return Message("assistant", content, tool_calls=self.tool_calls)
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,7 +310,7 @@ def _content_from_dict(raw: Any, where: str) -> str | tuple[ContentPart, ...]:
 
 
 def _part_from_dict(part: Any, where: str) -> ContentPart:
-    if isinstance(part, (TextPart, ImagePart)):
+    if isinstance(part, (TextPart, ImagePart, ReasoningPart)):
         return part
     if not isinstance(part, Mapping):
         raise BadRequest(f"{where}: expected a dict part")
@@ -277,6 +323,8 @@ def _part_from_dict(part: Any, where: str) -> ContentPart:
         if not isinstance(url, str):
             raise BadRequest(f"{where}.image_url: expected a url")
         return ImagePart(url=url, media_type=_media_type_of(url))
+    if kind in ("reasoning", "thinking", "redacted_thinking"):
+        return _reasoning_from_dict(part, kind)
     if kind == "image":
         data = part.get("data")
         return ImagePart(
@@ -285,6 +333,18 @@ def _part_from_dict(part: Any, where: str) -> ContentPart:
             media_type=str(part.get("media_type", "image/png")),
         )
     raise BadRequest(f"{where}: unknown part type {kind!r}")
+
+
+def _reasoning_from_dict(part: Mapping[str, Any], kind: str) -> ReasoningPart:
+    """``{"type": "reasoning", ...}``, or Anthropic's own ``thinking`` and
+    ``redacted_thinking`` blocks as an application kept them."""
+    if kind == "reasoning":
+        return ReasoningPart(text=str(part.get("text", "")), signature=part.get("signature"),
+                             redacted=part.get("redacted"), origin=part.get("origin"))
+    if kind == "thinking":
+        return ReasoningPart(text=str(part.get("thinking", "")),
+                             signature=part.get("signature"), origin="anthropic")
+    return ReasoningPart(redacted=str(part.get("data", "")), origin="anthropic")
 
 
 def _media_type_of(url: str) -> str:
@@ -321,8 +381,9 @@ def _tool_calls_from_dict(raw: Any, where: str) -> tuple[ToolCall, ...]:
                 raise BadRequest(f"{here}.arguments: not valid JSON") from None
         if not isinstance(args, Mapping):
             raise BadRequest(f"{here}.arguments: expected a JSON object")
+        signature = item.get("signature") if isinstance(item, Mapping) else None
         calls.append(ToolCall(id=str(item.get("id", f"call_{i}")), name=name,
-                              arguments=dict(args)))
+                              arguments=dict(args), signature=signature))
     return tuple(calls)
 
 
@@ -440,6 +501,8 @@ def build_request(
     tool_choice: Any = None,
     response_format: Any = None,
     metadata: Mapping[str, str] | None = None,
+    reasoning: Reasoning | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> Request:
     """The unified request, every parameter checked first: a caller's mistake raises
     `TypeError` or `ValueError` (`BadRequest`) naming it, before anything is sent, so it
@@ -461,7 +524,23 @@ def build_request(
             "response_format", _response_format(response_format)),
         metadata=_NO_METADATA if metadata is None else _metadata(metadata),
         route=route,
+        reasoning=None if reasoning is None else _reasoning(reasoning),
+        options=_NO_METADATA if options is None else _options(options),
     )
+
+
+def _reasoning(value: Any) -> Reasoning:
+    if value not in REASONING_EFFORTS:
+        raise BadRequest(f"reasoning: expected one of {', '.join(map(repr, REASONING_EFFORTS))}"
+                         f", got {value!r}")
+    return cast("Reasoning", value)
+
+
+def _options(value: Any) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise TypeError(f"options: expected a mapping of option names to values, got "
+                        f"{type(value).__name__}")
+    return dict(_json_safe("options", value)) if value else _NO_METADATA
 
 
 def _number(name: str, value: Any, most: float) -> float:
@@ -520,6 +599,8 @@ class CompletionParams(TypedDict, total=False):
     tool_choice: Any
     response_format: Any
     metadata: Mapping[str, str]
+    reasoning: Reasoning
+    options: Mapping[str, Any]
 
 
 #: The keyword parameters of a completion (besides ``messages`` and ``route``): the

@@ -40,11 +40,9 @@ async def stream(adapter: ProviderAdapter, request: Request, mode: str) -> tuple
 
 async def failure(adapter: ProviderAdapter, request: Request, mode: str, *,
                   streaming: bool = False) -> ProviderError:
+    run = stream if streaming else complete
     with pytest.raises(ProviderError) as info:
-        if streaming:
-            await stream(adapter, request, mode)
-        else:
-            await complete(adapter, request, mode)
+        await run(adapter, request, mode)
     err = info.value
     assert err.provider == adapter.name
     assert_no_secret(str(err), repr(err), err.message)

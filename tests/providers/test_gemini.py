@@ -40,6 +40,7 @@ from failover._models import (
     Completed,
     ImagePart,
     Message,
+    ReasoningPart,
     Request,
     Response,
     StreamEvent,
@@ -222,12 +223,28 @@ async def test_function_calls_become_tool_calls(
 
     assert response.finish_reason == "tool_calls"
     assert response.text == ""  # the thought is not answer text
+    assert response.reasoning == (ReasoningPart("thinking out loud", origin="gemini"),)
+    generated = response.tool_calls[0].id
     assert response.tool_calls == (
-        ToolCall(id="call_0", name="get_weather", arguments={"city": "Oslo"}),
+        ToolCall(id=generated, name="get_weather", arguments={"city": "Oslo"}),
         ToolCall(id="fc-7", name="get_time", arguments={}),
     )
     # Declarations only: the SDK does not call anything itself, so one request.
     assert route.call_count == 1
+
+
+async def test_calls_without_an_id_get_ids_unique_across_turns(
+    adapter: ProviderAdapter, mock: respx.Router, mode: str
+) -> None:
+    # Numbered by position ("call_0"), two turns' calls had the same id: the history then
+    # failed over to Anthropic, which refuses two tool_use blocks with one id.
+    mock.post(URL).respond(200, json=answer(
+        {"functionCall": {"name": "get_weather", "args": {"city": "Oslo"}}}))
+    request = build_request("weather?", tools=[{"name": "get_weather"}])
+    first = (await complete(adapter, request, mode)).tool_calls[0].id
+    second = (await complete(adapter, request, mode)).tool_calls[0].id
+    assert first != second
+    assert first.startswith("call_") and second.startswith("call_")
 
 
 async def test_thinking_tokens_count_as_output(
@@ -877,8 +894,10 @@ async def test_stream_function_call(
     events = await stream(adapter, request, mode)
 
     calls = [e for e in events if isinstance(e, ToolCallDelta)]
+    generated = calls[0].id
+    assert generated is not None and generated.startswith("call_")
     assert [(c.index, c.id, c.name, json.loads(c.arguments)) for c in calls] == [
-        (0, "call_0", "get_weather", {"city": "Oslo"}),
+        (0, generated, "get_weather", {"city": "Oslo"}),
         (1, "fc-2", "get_time", {}),
     ]
     done = events[-1]
@@ -886,7 +905,7 @@ async def test_stream_function_call(
     assert done.response.finish_reason == "tool_calls"
     assert done.response.text == "Let me check."
     assert done.response.tool_calls == (
-        ToolCall("call_0", "get_weather", {"city": "Oslo"}),
+        ToolCall(generated, "get_weather", {"city": "Oslo"}),
         ToolCall("fc-2", "get_time", {}),
     )
 
@@ -1129,7 +1148,8 @@ async def test_router_answer(router: Any, mock: respx.Router, mode: str) -> None
 
     assert (response.provider, response.model) == ("gem", SERVED)
     assert response.text == "Calling."
-    assert response.tool_calls == (ToolCall("call_0", "get_time", {"tz": "UTC"}),)
+    assert response.tool_calls == (ToolCall(response.tool_calls[0].id, "get_time", {"tz": "UTC"}),)
+    assert response.tool_calls[0].id.startswith("call_")
     assert response.finish_reason == "tool_calls"
     assert (response.usage.input_tokens, response.usage.output_tokens) == (11, 7)
     assert [a.outcome for a in response.attempts] == ["ok"]

@@ -63,6 +63,7 @@ from .._limits import QuotaReading, read_rate_limit_headers
 from .._models import (
     Completed,
     Message,
+    ReasoningPart,
     Request,
     Response,
     StreamEvent,
@@ -76,6 +77,7 @@ from .._secrets import register, register_url
 from .._structured import parse_answer
 from .._types import FinishReason
 from ._clouds import map_credential_error
+from ._history import new_call_id
 from ._known import known_context_window
 from ._watchdog import AttemptBound, current_bound, start_watchdog, watch_response
 from ._wire import WireFormat, completion_body
@@ -308,6 +310,9 @@ class Capabilities:
     images: bool = True
     prefill: bool = False
     context_window: int | None = None
+    #: Whether the unified ``reasoning`` option is sent (a model that does not reason
+    #: may refuse it).
+    reasoning: bool = True
 
     def merged(self, overrides: Mapping[str, Any]) -> Capabilities:
         """Config values (non-None) win over what is known for the provider type."""
@@ -336,6 +341,7 @@ def _caps_dict(caps: Capabilities) -> dict[str, Any]:
         "images": caps.images,
         "prefill": caps.prefill,
         "context_window": caps.context_window,
+        "reasoning": caps.reasoning,
     }
 
 
@@ -466,6 +472,7 @@ class _ToolCallParts:
     id: str | None = None
     name: str | None = None
     arguments: list[str] = field(default_factory=list)
+    signature: str | None = None
 
 
 @dataclass
@@ -481,6 +488,8 @@ class StreamAccumulator:
     served_model: str | None = None
     started: bool = False
     raw_chunks: int = 0
+    #: The answer's reasoning, as the adapter assembled it from the stream.
+    reasoning: list[ReasoningPart] = field(default_factory=list)
 
     def text(self, text: str) -> TextDelta:
         self.started = True
@@ -488,10 +497,13 @@ class StreamAccumulator:
         return TextDelta(text)
 
     def tool_call(
-        self, index: int, *, id: str | None = None, name: str | None = None, arguments: str = ""
+        self, index: int, *, id: str | None = None, name: str | None = None,
+        arguments: str = "", signature: str | None = None,
     ) -> ToolCallDelta:
         self.started = True
         parts = self.tool_parts.setdefault(index, _ToolCallParts())
+        if signature:
+            parts.signature = signature
         if id:
             parts.id = id
         if name:
@@ -527,8 +539,8 @@ class StreamAccumulator:
                 raise self.interrupted(why) from None
             if not isinstance(arguments, dict) or not parts.name:
                 raise self.interrupted(f"tool call {index} is incomplete")
-            calls.append(ToolCall(id=parts.id or f"call_{index}", name=parts.name,
-                                  arguments=arguments))
+            calls.append(ToolCall(id=parts.id or new_call_id(), name=parts.name,
+                                  arguments=arguments, signature=parts.signature))
         return Response(
             text=self.partial_text,
             finish_reason=self.finish_reason,
@@ -537,6 +549,7 @@ class StreamAccumulator:
             model=self.served_model or self.model,
             tool_calls=tuple(calls),
             raw=raw,
+            reasoning=tuple(self.reasoning),
         )
 
 

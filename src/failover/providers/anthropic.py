@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -48,6 +49,7 @@ from .._errors import (
 from .._models import (
     ImagePart,
     Message,
+    ReasoningPart,
     Request,
     Response,
     StreamEvent,
@@ -58,6 +60,7 @@ from .._models import (
 )
 from .._types import FinishReason
 from ._base import Capabilities, ProviderAdapter, StreamAccumulator, error_from_status
+from ._history import THINKING_BUDGET, carried_reasoning, dropped, mapped_id, provider_options
 
 __all__ = ["AnthropicAdapter"]
 
@@ -103,6 +106,8 @@ class _CallState:
     #: Stream content-block index -> tool call ordinal (client tools only).
     tool_blocks: dict[int, int] = field(default_factory=dict)
     json_block: int | None = None
+    #: Stream content-block index -> the thinking block being streamed there.
+    thinking: dict[int, _ThinkingParts] = field(default_factory=dict)
 
     def trimmed(self, text: str) -> str:
         """Drop from the first text what the prefill's cut whitespace already covers."""
@@ -114,6 +119,31 @@ class _CallState:
         # A partial match on a short first delta keeps the rest pending for the next one.
         self.trim = self.trim[cut:] if cut == len(text) else ""
         return text[cut:]
+
+
+@dataclass
+class _ThinkingParts:
+    """A thinking block as it streams: its text deltas, then its signature."""
+
+    text: list[str] = field(default_factory=list)
+    signature: str | None = None
+    redacted: str | None = None
+
+    def add(self, delta: Any) -> None:
+        if delta.type == "thinking_delta":
+            self.text.append(delta.thinking)
+        else:
+            self.signature = delta.signature
+
+    def part(self) -> ReasoningPart:
+        return ReasoningPart(text="".join(self.text), signature=self.signature,
+                             redacted=self.redacted, origin="anthropic")
+
+
+def _reasoning_of(block: Any) -> ReasoningPart:
+    if block.type == "redacted_thinking":
+        return ReasoningPart(redacted=block.data, origin="anthropic")
+    return ReasoningPart(text=block.thinking, signature=block.signature, origin="anthropic")
 
 
 @dataclass
@@ -183,42 +213,65 @@ def _image_block(part: ImagePart) -> dict[str, Any]:
     return {"type": "image", "source": {"type": "url", "url": url}}
 
 
+#: What the API accepts as a tool_use id; others are mapped (see `_history.mapped_id`).
+_TOOL_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+
+
+def _tool_id(call_id: str | None) -> str:
+    return mapped_id(call_id or "", allowed=_TOOL_ID, prefix="toolu_")
+
+
 def _content_blocks(message: Message) -> list[dict[str, Any]]:
     parts = (TextPart(message.content),) if isinstance(message.content, str) else message.content
     blocks: list[dict[str, Any]] = []
     for part in parts:
         if isinstance(part, ImagePart):
             blocks.append(_image_block(part))
-        elif part.text:  # the API refuses empty text blocks
+        elif isinstance(part, TextPart) and part.text:  # the API refuses empty text blocks
             blocks.append({"type": "text", "text": part.text})
     return blocks
 
 
-def _message_blocks(message: Message) -> list[dict[str, Any]]:
+def _thinking_blocks(message: Message, provider: str) -> list[dict[str, Any]]:
+    """The turn's own signed thinking, first in the turn as the API requires."""
+    blocks: list[dict[str, Any]] = []
+    for part in carried_reasoning(message.reasoning, "anthropic", provider):
+        if part.redacted is not None:
+            blocks.append({"type": "redacted_thinking", "data": part.redacted})
+        else:
+            blocks.append({"type": "thinking", "thinking": part.text,
+                           "signature": part.signature})
+    return blocks
+
+
+def _message_blocks(message: Message, provider: str) -> list[dict[str, Any]]:
     if message.role == "tool":
         content = _content_blocks(message)
-        result: dict[str, Any] = {"type": "tool_result", "tool_use_id": message.tool_call_id or ""}
+        result: dict[str, Any] = {"type": "tool_result",
+                                  "tool_use_id": _tool_id(message.tool_call_id)}
         if len(content) == 1 and content[0]["type"] == "text":
             result["content"] = content[0]["text"]
         elif content:
             result["content"] = content
         return [result]
-    blocks = _content_blocks(message)
-    if message.role == "assistant":
-        blocks.extend(
-            {"type": "tool_use", "id": call.id, "name": call.name, "input": dict(call.arguments)}
-            for call in message.tool_calls
-        )
+    if message.role != "assistant":
+        return _content_blocks(message)
+    blocks = _thinking_blocks(message, provider) + _content_blocks(message)
+    blocks.extend(
+        {"type": "tool_use", "id": _tool_id(call.id), "name": call.name,
+         "input": dict(call.arguments)}
+        for call in message.tool_calls
+    )
     return blocks
 
 
-def _messages(request: Request, prefill: str | None) -> list[dict[str, Any]]:
+def _messages(request: Request, prefill: str | None, provider: str) -> list[dict[str, Any]]:
     """Alternating user/assistant turns: tool results become user turns, and neighbours
     with the same role are merged (tool results first, as the API requires)."""
     turns: list[dict[str, Any]] = []
     for message in request.messages:
         role = "assistant" if message.role == "assistant" else "user"
-        blocks = _message_blocks(message)
+        blocks = _message_blocks(message, provider)
         if not blocks:
             continue
         if turns and turns[-1]["role"] == role:
@@ -273,6 +326,37 @@ def _tools(request: Request, json_mode: bool) -> list[dict[str, Any]]:
             "input_schema": {"type": "object"},
         })
     return tools
+
+
+#: The options of the Messages API a call or the config may give (see `_history`).
+_OPTIONS = frozenset({"thinking", "top_k", "cache_control", "service_tier",
+                      "context_management", "container", "inference_geo"})
+#: The smallest thinking budget the API takes.
+_MIN_BUDGET = 1024
+
+
+def _unsigned_tool_turn(request: Request) -> bool:
+    """Whether the last assistant turn called tools without a signed Claude thinking block
+    (a turn another provider answered)."""
+    for message in reversed(request.messages):
+        if message.role == "assistant":
+            return bool(message.tool_calls) and not any(
+                p.origin == "anthropic" and (p.signature or p.redacted)
+                for p in message.reasoning)
+    return False
+
+
+def _mark_cache_breakpoints(kwargs: dict[str, Any], cache_control: Any) -> None:
+    """``cache_control`` at the end of the system prompt and of the conversation so far:
+    the whole prefix is cached, and read back by the next turn."""
+    system = kwargs.get("system")
+    if system:
+        kwargs["system"] = [{"type": "text", "text": system, "cache_control": cache_control}]
+    last = kwargs["messages"][-1]
+    if isinstance(last["content"], str):
+        last["content"] = [{"type": "text", "text": last["content"]}]
+    if last["content"]:
+        last["content"][-1] = {**last["content"][-1], "cache_control": cache_control}
 
 
 # --- response translation -----------------------------------------------------------------
@@ -367,7 +451,7 @@ class AnthropicAdapter(ProviderAdapter):
         kwargs: dict[str, Any] = {
             "model": self.model,
             "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS,
-            "messages": _messages(request, prefill),
+            "messages": _messages(request, prefill, self.name),
         }
         if request.system:
             kwargs["system"] = request.system
@@ -386,14 +470,67 @@ class AnthropicAdapter(ProviderAdapter):
         user_id = request.metadata.get("user_id")
         if user_id:
             kwargs["metadata"] = {"user_id": user_id}
-        extra: dict[str, Any] = dict(self.config.extra)
-        if request.temperature is not None:
-            extra["temperature"] = request.temperature
-        elif request.top_p is not None:
-            extra["top_p"] = request.top_p
+        options = provider_options(request, self.config.options, "anthropic", _OPTIONS, self.name)
+        cache = options.pop("cache_control", None)
+        if cache is not None:
+            _mark_cache_breakpoints(kwargs, cache)
+        thinking = self._thinking(request, options.pop("thinking", None), kwargs)
+        extra: dict[str, Any] = {**self.config.extra, **options}
+        if thinking is not None:
+            extra["thinking"] = thinking
+        extra.update(self._sampling(request, thinking))
         if extra:
             kwargs["extra_body"] = extra
         return kwargs, state
+
+    def _sampling(self, request: Request, thinking: Any) -> dict[str, float]:
+        if thinking is not None and thinking.get("type") == "enabled":
+            if request.temperature is not None or request.top_p is not None:
+                dropped(self.name, "temperature and top_p", "the API refuses them with thinking")
+            return {}
+        if request.temperature is not None:
+            return {"temperature": request.temperature}
+        if request.top_p is not None:
+            return {"top_p": request.top_p}
+        return {}
+
+    def _thinking(self, request: Request, explicit: Any,
+                  kwargs: dict[str, Any]) -> dict[str, Any] | None:
+        """The ``thinking`` to send: the explicit option, else the unified ``reasoning``
+        as a budget; None where the API would refuse it for this request."""
+        thinking = explicit if isinstance(explicit, dict) else self._budget(request, kwargs)
+        if thinking is None or thinking.get("type") != "enabled":
+            return thinking
+        forced = kwargs.get("tool_choice", {}).get("type") in ("any", "tool")
+        if forced:
+            dropped(self.name, "thinking", "the API refuses it with a forced tool choice")
+            return None
+        if _unsigned_tool_turn(request):
+            dropped(self.name, "thinking", "the last assistant turn called tools without a "
+                    "Claude thinking block (it came from another provider): the API requires "
+                    "one there while thinking is on")
+            return None
+        return thinking
+
+    def _budget(self, request: Request, kwargs: dict[str, Any]) -> dict[str, Any] | None:
+        effort = request.reasoning
+        if effort is None:
+            return None
+        if not self.capabilities.reasoning:
+            dropped(self.name, "reasoning", "capabilities.reasoning is false")
+            return None
+        if effort == "none":
+            return {"type": "disabled"}
+        budget = THINKING_BUDGET[effort]
+        if request.max_tokens is None:
+            kwargs["max_tokens"] = DEFAULT_MAX_TOKENS + budget  # room for the answer too
+        elif budget >= request.max_tokens:
+            budget = request.max_tokens - 1
+            if budget < _MIN_BUDGET:
+                dropped(self.name, "reasoning", f"max_tokens {request.max_tokens} leaves no "
+                        f"room for a thinking budget (at least {_MIN_BUDGET})")
+                return None
+        return {"type": "enabled", "budget_tokens": budget}
 
     def _send(self, client: Any, request: Request, timeout: httpx2.Timeout) -> Any:
         kwargs, state = self._params(request)
@@ -419,9 +556,12 @@ class AnthropicAdapter(ProviderAdapter):
         message, state = sent.message, sent.state
         texts: list[str] = []
         calls: list[ToolCall] = []
+        reasoning: list[ReasoningPart] = []
         for block in message.content:
             if block.type == "text":
                 texts.append(block.text)
+            elif block.type in ("thinking", "redacted_thinking"):
+                reasoning.append(_reasoning_of(block))
             elif block.type == "tool_use":
                 arguments = block.input
                 if not isinstance(arguments, dict):
@@ -440,6 +580,7 @@ class AnthropicAdapter(ProviderAdapter):
             model=message.model or self.model,
             tool_calls=tuple(calls),
             raw=message,
+            reasoning=tuple(reasoning),
         )
 
     def _chunk_events(self, chunk: Any, acc: StreamAccumulator) -> Iterable[StreamEvent]:
@@ -463,9 +604,14 @@ class AnthropicAdapter(ProviderAdapter):
                 text = state.trimmed(block.text)
                 if text:
                     yield acc.text(text)
+            elif block.type in ("thinking", "redacted_thinking"):
+                state.thinking[event.index] = _ThinkingParts(
+                    redacted=getattr(block, "data", None))
         elif kind == "content_block_delta":
             delta = event.delta
-            if delta.type == "text_delta":
+            if delta.type in ("thinking_delta", "signature_delta"):
+                state.thinking[event.index].add(delta)
+            elif delta.type == "text_delta":
                 text = state.trimmed(delta.text)
                 if text:
                     yield acc.text(text)
@@ -476,6 +622,8 @@ class AnthropicAdapter(ProviderAdapter):
                     acc.tool_call(event.index, arguments=delta.partial_json)
                     yield ToolCallDelta(index=state.tool_blocks[event.index],
                                         arguments=delta.partial_json)
+        elif kind == "content_block_stop" and event.index in state.thinking:
+            acc.reasoning.append(state.thinking.pop(event.index).part())
         elif kind == "message_delta":
             acc.usage = _usage(event.usage, acc.usage)
             stop_reason = event.delta.stop_reason

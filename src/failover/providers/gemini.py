@@ -37,7 +37,17 @@ from .._errors import (
     PermissionDenied,
     ProviderError,
 )
-from .._models import ImagePart, Message, Request, Response, StreamEvent, ToolCall, Usage
+from .._models import (
+    ImagePart,
+    Message,
+    ReasoningPart,
+    Request,
+    Response,
+    StreamEvent,
+    TextPart,
+    ToolCall,
+    Usage,
+)
 from ._base import (
     Capabilities,
     ProviderAdapter,
@@ -45,6 +55,7 @@ from ._base import (
     error_from_status,
     parse_google_delay,
 )
+from ._history import THINKING_BUDGET, carried_reasoning, dropped, new_call_id, provider_options
 
 if TYPE_CHECKING:
     from .._types import FinishReason
@@ -186,7 +197,28 @@ class GeminiAdapter(ProviderAdapter):
             config.response_mime_type = "application/json"
             if request.response_format.schema is not None:
                 config.response_json_schema = dict(request.response_format.schema)
-        return _contents(request.messages), config
+        self._apply_options(request, config)
+        return _contents(request.messages, self.name, self.model), config
+
+    def _apply_options(self, request: Request, config: types.GenerateContentConfig) -> None:
+        """The call's provider options, with ``reasoning`` as a thinking budget."""
+        options = provider_options(request, self.config.options, "gemini", _OPTIONS, self.name)
+        if request.reasoning is not None and "thinking_config" not in options:
+            if self.capabilities.reasoning:
+                budget = THINKING_BUDGET[request.reasoning]
+                options["thinking_config"] = {"thinking_budget": budget,
+                                              "include_thoughts": budget > 0}
+            else:
+                dropped(self.name, "reasoning", "capabilities.reasoning is false")
+        for name, value in options.items():
+            try:
+                setattr(config, name, value)
+                # The SDK's models validate on construction only: rebuild to check.
+                types.GenerateContentConfig.model_validate(config.model_dump(
+                    exclude_none=True, include={name}))
+            except (pydantic.ValidationError, TypeError, ValueError) as exc:
+                raise BadRequest(f"options.{name}: not what gemini takes ({_first(exc)})",
+                                 provider=self.name) from None
 
     # -- answers -----------------------------------------------------------------------
 
@@ -197,16 +229,20 @@ class GeminiAdapter(ProviderAdapter):
         parts = candidate.content.parts if candidate.content and candidate.content.parts else []
         texts: list[str] = []
         calls: list[ToolCall] = []
+        reasoning: list[ReasoningPart] = []
         for part in parts:
-            if part.thought:
-                continue
+            if part.thought or (part.thought_signature and part.function_call is None):
+                reasoning.append(_reasoning_of(part))
+                if part.thought:
+                    continue
             if part.function_call is not None:
                 call = part.function_call
                 calls.append(
                     ToolCall(
-                        id=call.id or f"call_{len(calls)}",
+                        id=call.id or new_call_id(),
                         name=call.name or "",
                         arguments=dict(call.args or {}),
+                        signature=_signature(part),
                     )
                 )
             elif part.text:
@@ -227,6 +263,7 @@ class GeminiAdapter(ProviderAdapter):
             model=raw.model_version or self.model,
             tool_calls=tuple(calls),
             raw=raw,
+            reasoning=tuple(reasoning),
         )
 
     def _chunk_events(self, chunk: Any, acc: StreamAccumulator) -> Iterable[StreamEvent]:
@@ -242,16 +279,19 @@ class GeminiAdapter(ProviderAdapter):
         candidate = chunk.candidates[0]
         parts = candidate.content.parts if candidate.content and candidate.content.parts else []
         for part in parts:
-            if part.thought:
-                continue
+            if part.thought or (part.thought_signature and part.function_call is None):
+                acc.reasoning.append(_reasoning_of(part))
+                if part.thought:
+                    continue
             if part.function_call is not None:
                 call = part.function_call
                 index = len(acc.tool_parts)
                 yield acc.tool_call(
                     index,
-                    id=call.id or f"call_{index}",
+                    id=call.id or new_call_id(),
                     name=call.name,
                     arguments=json.dumps(call.args or {}),
+                    signature=_signature(part),
                 )
             elif part.text:
                 yield acc.text(part.text)
@@ -367,10 +407,10 @@ class GeminiAdapter(ProviderAdapter):
 # --- request translation ----------------------------------------------------------------
 
 
-def _contents(messages: Sequence[Message]) -> list[types.Content]:
+def _contents(messages: Sequence[Message], provider: str, model: str) -> list[types.Content]:
     contents: list[types.Content] = []
     for position, message in enumerate(messages):
-        role, parts = _message_parts(message, messages[:position])
+        role, parts = _message_parts(message, messages[:position], provider, model)
         if not parts:
             continue
         previous = contents[-1] if contents else None
@@ -385,7 +425,8 @@ def _contents(messages: Sequence[Message]) -> list[types.Content]:
     return contents
 
 
-def _message_parts(message: Message, earlier: Sequence[Message]) -> tuple[str, list[types.Part]]:
+def _message_parts(message: Message, earlier: Sequence[Message], provider: str,
+                   model: str) -> tuple[str, list[types.Part]]:
     if message.role == "tool":
         name = _tool_name(message, earlier)
         return "user", [
@@ -396,6 +437,9 @@ def _message_parts(message: Message, earlier: Sequence[Message]) -> tuple[str, l
             )
         ]
     parts: list[types.Part] = []
+    if message.role == "assistant":
+        parts.extend(_thought_part(p) for p in carried_reasoning(
+            message.reasoning, "gemini", provider))
     if isinstance(message.content, str):
         if message.content:
             parts.append(types.Part(text=message.content))
@@ -403,15 +447,63 @@ def _message_parts(message: Message, earlier: Sequence[Message]) -> tuple[str, l
         for item in message.content:
             if isinstance(item, ImagePart):
                 parts.append(_image_part(item))
-            elif item.text:
+            elif isinstance(item, TextPart) and item.text:
                 parts.append(types.Part(text=item.text))
     if message.role == "assistant":
         parts.extend(
-            types.Part(function_call=types.FunctionCall(name=call.name, args=dict(call.arguments)))
+            types.Part(function_call=types.FunctionCall(name=call.name, args=dict(call.arguments)),
+                       thought_signature=_call_signature(call, provider, model))
             for call in message.tool_calls
         )
         return "model", parts
     return "user", parts
+
+
+#: What Gemini documents for a function call whose thought signature is lost (history
+#: from another model): it skips the check. Gemini 3 refuses a call without any.
+_NO_SIGNATURE = b"skip_thought_signature_validator"
+
+
+def _call_signature(call: ToolCall, provider: str, model: str) -> bytes | None:
+    if call.signature:
+        return base64.b64decode(call.signature)
+    if model.rsplit("/", 1)[-1].startswith("gemini-3"):
+        dropped(provider, f"the thought signature of tool call {call.name!r}",
+                "it came from another provider; sent Gemini's documented placeholder")
+        return _NO_SIGNATURE
+    return None
+
+
+def _thought_part(part: ReasoningPart) -> types.Part:
+    signature = base64.b64decode(part.signature) if part.signature else None
+    if part.text:
+        return types.Part(text=part.text, thought=True, thought_signature=signature)
+    return types.Part(text="", thought_signature=signature)
+
+
+def _reasoning_of(part: types.Part) -> ReasoningPart:
+    text = part.text if part.thought and part.text else ""
+    return ReasoningPart(text=text, signature=_signature(part), origin="gemini")
+
+
+def _signature(part: types.Part) -> str | None:
+    raw = part.thought_signature
+    return base64.b64encode(raw).decode("ascii") if raw else None
+
+
+#: GenerateContentConfig fields a call or the config may give (see `_history`).
+_OPTIONS = frozenset({
+    "safety_settings", "thinking_config", "top_k", "seed", "presence_penalty",
+    "frequency_penalty", "response_logprobs", "logprobs", "media_resolution", "labels",
+    "cached_content", "response_modalities", "speech_config", "audio_timestamp",
+})
+
+
+def _first(exc: BaseException) -> str:
+    if isinstance(exc, pydantic.ValidationError) and exc.errors():
+        problem = exc.errors()[0]
+        return f"{'.'.join(str(p) for p in problem['loc'])}: {problem['msg']}"
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def _tool_name(message: Message, earlier: Sequence[Message]) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -36,6 +37,7 @@ from .._models import (
     Request,
     Response,
     StreamEvent,
+    TextPart,
     ToolCall,
     Usage,
 )
@@ -46,6 +48,7 @@ from ._base import (
     error_from_status,
     map_transport_error,
 )
+from ._history import carried_reasoning, dropped, mapped_id, provider_options
 
 if TYPE_CHECKING:
     import httpx2
@@ -117,7 +120,7 @@ class OpenAIAdapter(ProviderAdapter):
         """The keyword arguments of ``chat.completions.create`` for ``request``."""
         params: dict[str, Any] = {
             "model": self.model,
-            "messages": _messages(request),
+            "messages": _messages(request, self.name),
         }
         if request.max_tokens is not None:
             # OpenAI deprecated max_tokens (its reasoning models refuse it); compatible
@@ -168,9 +171,21 @@ class OpenAIAdapter(ProviderAdapter):
             params["stream"] = True
             params["stream_options"] = {"include_usage": True}
         extra = {k: v for k, v in self.config.extra.items() if k not in _QUERY_EXTRAS}
+        extra.update(self._options(request))
         if extra:
             params["extra_body"] = extra
         return params
+
+    def _options(self, request: Request) -> dict[str, Any]:
+        """The call's provider options, with ``reasoning`` as ``reasoning_effort``."""
+        kind = self.config.type if self.config.type in ("openai", "azure") else "openai"
+        options = provider_options(request, self.config.options, kind, _OPTIONS, self.name)
+        if request.reasoning is not None and "reasoning_effort" not in options:
+            if self.capabilities.reasoning:
+                options["reasoning_effort"] = request.reasoning
+            else:
+                dropped(self.name, "reasoning", "capabilities.reasoning is false")
+        return options
 
     def _send(self, client: Any, request: Request, timeout: httpx2.Timeout) -> Any:
         return client.chat.completions.create(**self.build_params(request), timeout=timeout)
@@ -388,11 +403,27 @@ class OpenAIAdapter(ProviderAdapter):
 # --- request pieces -------------------------------------------------------------------
 
 
-def _messages(request: Request) -> list[dict[str, Any]]:
+#: Chat Completions options a call or the config may give (see `_history`).
+_OPTIONS = frozenset({
+    "seed", "logprobs", "top_logprobs", "frequency_penalty", "presence_penalty", "logit_bias",
+    "user", "reasoning_effort", "service_tier", "parallel_tool_calls", "store", "verbosity",
+    "prompt_cache_key", "safety_identifier", "prediction", "web_search_options",
+})
+#: What OpenAI takes as a tool call id (at most 40 characters); others are mapped.
+_TOOL_ID = re.compile(r"[^\s]{1,40}")
+
+
+def _tool_id(call_id: str | None) -> str:
+    return mapped_id(call_id or "", allowed=_TOOL_ID, prefix="call_")
+
+
+def _messages(request: Request, provider: str) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     if request.system:
         out.append({"role": "system", "content": request.system})
     for i, message in enumerate(request.messages):
+        # Chat Completions takes no reasoning back, from anyone (each drop is logged).
+        carried_reasoning(message.reasoning, "openai", provider)
         out.append(_message(message, i))
     if request.prefill is not None:
         # Only servers that declare prefill (e.g. vLLM with continue_final_message in
@@ -405,13 +436,14 @@ def _message(message: Message, index: int) -> dict[str, Any]:
     if message.role == "tool":
         if not message.tool_call_id:
             raise BadRequest(f"messages[{index}]: a tool message needs tool_call_id")
-        return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.text}
+        return {"role": "tool", "tool_call_id": _tool_id(message.tool_call_id),
+                "content": message.text}
     if message.role == "assistant":
         out: dict[str, Any] = {"role": "assistant", "content": message.text or None}
         if message.tool_calls:
             out["tool_calls"] = [
                 {
-                    "id": call.id,
+                    "id": _tool_id(call.id),
                     "type": "function",
                     "function": {"name": call.name, "arguments": json.dumps(call.arguments)},
                 }
@@ -433,7 +465,7 @@ def _content(message: Message) -> str | list[dict[str, Any]]:
     for part in message.content:
         if isinstance(part, ImagePart):
             parts.append({"type": "image_url", "image_url": {"url": _image_url(part)}})
-        else:
+        elif isinstance(part, TextPart):
             parts.append({"type": "text", "text": part.text})
     return parts
 
