@@ -23,7 +23,8 @@ PROVIDERS = {
     "gemini": {"type": "gemini", "model": "gemini-2.5-flash", "api_key": "AIzaTest0123456789abc"},
 }
 CONFIG = failover.Config.from_mapping({
-    "providers": PROVIDERS, "routes": {"default": {"chain": ["openai", "claude", "gemini"]}},
+    "providers": PROVIDERS, "routes": {"default": {"chain": ["openai", "claude", "gemini"]},
+                                       "gemini": {"chain": ["gemini", "openai"]}},
 })
 
 # (call arguments, the exception type, what its message must name)
@@ -61,12 +62,24 @@ BAD_CALLS: list[tuple[str, dict[str, Any], type[Exception], str]] = [
     ("deadline-negative", {"deadline": -1}, ValueError, "deadline"),
     ("deadline-inf", {"deadline": math.inf}, ValueError, "deadline"),
     ("unknown-keyword", {"max_token": 5}, TypeError, "did you mean 'max_tokens'"),
+    ("tool-result-no-id", {"messages": [
+        {"role": "user", "content": "hi"}, {"role": "tool", "content": "42"}]},
+     ValueError, "messages[1].tool_call_id"),
+    ("reasoning-unknown", {"reasoning": "max"}, ValueError, "reasoning"),
+    ("options-list", {"options": [1]}, TypeError, "options"),
+    ("options-nan", {"options": {"seed": math.nan}}, ValueError, "options"),
+    # Valid in general, but not in the first provider's terms: refused while translating,
+    # still before anything is sent.
+    ("gemini-option", {"options": {"gemini": {"safety_settings": 5}}}, ValueError,
+     "options.safety_settings"),
 ]
 
 
 async def call(router: failover.Router, entry: str, arguments: dict[str, Any]) -> Any:
     arguments = dict(arguments)
     messages = arguments.pop("messages", "hi")
+    if "gemini" in arguments.get("options", {}):
+        arguments["route"] = "gemini"
     if entry == "complete":
         return router.complete(messages, **arguments)
     if entry == "acomplete":

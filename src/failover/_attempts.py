@@ -500,6 +500,12 @@ class Attempts:
         provider = attempt.provider
         latency = self.clock() - attempt.started
         err.provider = err.provider or provider.name
+        if not err.sent:
+            # Refused before sending: the provider never heard of it, nor do its breaker
+            # and health.
+            provider.breaker.release(attempt.permit)
+            self._record(attempt, err, latency)
+            return False
         if isinstance(err, Timeout) and self._cut_by_deadline(attempt):
             self._deadline_hit = True
         self.outbox.append(Note("attempt_failed", provider.name, f"{err.kind}" + (
@@ -509,17 +515,21 @@ class Attempts:
         if not key_only:
             self.outbox.extend(self._report(attempt, err))
         provider.health.record(False, latency, err)
+        self._record(attempt, err, latency)
+        if isinstance(err, ContextWindowExceeded):
+            known = provider.context_window
+            floor = known if known is not None else self.request.estimated_input_tokens()
+            self._window_floor = max(self._window_floor or 0, floor)
+        return key_only
+
+    def _record(self, attempt: Try, err: ProviderError, latency: float) -> None:
+        provider = attempt.provider
         self.attempts.append(Attempt(
             provider.name, provider.model, "error", error_kind=err.kind,
             http_status=err.status, latency_s=latency, detail=err.message[:200],
             started_s=attempt.started - self.started, first_token_s=attempt.first_token,
         ))
         self.errors.append(err)
-        if isinstance(err, ContextWindowExceeded):
-            known = provider.context_window
-            floor = known if known is not None else self.request.estimated_input_tokens()
-            self._window_floor = max(self._window_floor or 0, floor)
-        return key_only
 
     def _key_failed(self, attempt: Try, err: ProviderError) -> bool:
         """A revoked key (401/403) is retired and a 429 cools its key; when another key

@@ -114,6 +114,10 @@ class ProviderError(FailoverError):
         #: Every attempt of the request, filled in when this error ends it (BadRequest,
         #: ContentFiltered, or any kind whose route action is ``raise``).
         self.attempts: list[Attempt] = []
+        #: False when the adapter refused the request before sending it (the caller's
+        #: input cannot be said in this provider's terms): the provider was not asked,
+        #: so its breaker and health do not hear of it.
+        self.sent = True
         super().__init__(self.message)
 
     @property

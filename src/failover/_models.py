@@ -428,6 +428,9 @@ def _message_from(item: Any, where: str) -> Message:
     role = item.get("role")
     if role not in _ROLES:
         raise BadRequest(f"{where}.role: expected one of {sorted(_ROLES)}, got {role!r}")
+    if role == "tool" and not item.get("tool_call_id"):
+        raise BadRequest(f"{where}.tool_call_id: a tool result needs the id of the call it "
+                         "answers")
     return Message(
         role=cast("Role", role),
         content=_content_from_dict(item.get("content"), where),

@@ -805,6 +805,8 @@ class ProviderAdapter(ABC):
         if isinstance(exc, ProviderError):
             if exc.provider is None:
                 exc.provider = self.name
+            if isinstance(exc, BadRequest) and not _reached.get():
+                exc.sent = False  # refused while translating: the caller's input
             return exc
         bound = current_bound().get()
         if bound is not None and bound.cut:

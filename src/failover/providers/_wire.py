@@ -10,6 +10,8 @@ reads (``code``, ``type``, ``status``, Gemini's ``RetryInfo``). No SDK is import
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
@@ -36,6 +38,7 @@ __all__ = [
     "read_request",
     "refusal_body",
     "refusal_events",
+    "simulated_signature",
     "split_text",
     "sse",
     "stream_events",
@@ -269,8 +272,11 @@ def completion_body(
     input_tokens: int = 1,
     output_tokens: int | None = None,
     finish: FinishReason | None = None,
+    reasoning: str | None = None,
 ) -> dict[str, Any]:
-    """A non-streaming answer in ``fmt``'s JSON."""
+    """A non-streaming answer in ``fmt``'s JSON; ``reasoning``: the model's thinking, as
+    a signed thinking block (anthropic) or a thought part with thought signatures
+    (gemini); Chat Completions returns none."""
     out = _output_tokens(text, tool_calls) if output_tokens is None else output_tokens
     reason = _finish(tool_calls, finish)
     if fmt == "openai":
@@ -294,7 +300,10 @@ def completion_body(
             "system_fingerprint": None,
         }
     if fmt == "anthropic":
-        content: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
+        content: list[dict[str, Any]] = [] if reasoning is None else [
+            {"type": "thinking", "thinking": reasoning,
+             "signature": simulated_signature("anthropic", reasoning)}]
+        content += [{"type": "text", "text": text}] if text else []
         content += [{"type": "tool_use", "id": c.id, "name": c.name, "input": dict(c.arguments)}
                     for c in tool_calls]
         return {
@@ -307,8 +316,7 @@ def completion_body(
             "stop_sequence": None,
             "usage": {"input_tokens": input_tokens, "output_tokens": out},
         }
-    parts: list[dict[str, Any]] = [{"text": text}] if text else []
-    parts += [{"functionCall": {"name": c.name, "args": dict(c.arguments)}} for c in tool_calls]
+    parts = _gemini_parts(text, tool_calls, reasoning)
     return {
         "candidates": [{"content": {"parts": parts, "role": "model"},
                         "finishReason": _GEMINI_FINISH[reason], "index": 0}],
@@ -316,6 +324,29 @@ def completion_body(
         "modelVersion": model,
         "responseId": "simulated",
     }
+
+
+def simulated_signature(fmt: WireFormat, text: str) -> str:
+    """The signature a simulated provider gives its reasoning: it accepts only its own
+    back, as the real ones do (`failover.testing` checks each request for it)."""
+    digest = hashlib.sha256(f"{fmt}:{text}".encode()).hexdigest()[:24]
+    if fmt == "gemini":
+        return base64.b64encode(f"sim-gemini-{digest}".encode()).decode()
+    return f"sim-{fmt}-{digest}"
+
+
+def _gemini_parts(text: str, calls: Sequence[WireToolCall],
+                  reasoning: str | None) -> list[dict[str, Any]]:
+    """Gemini's parts: the thought first, its signature on the first function call (or on
+    the text when there is none)."""
+    parts: list[dict[str, Any]] = [] if reasoning is None else [
+        {"text": reasoning, "thought": True}]
+    parts += [{"text": text}] if text else []
+    parts += [{"functionCall": {"name": c.name, "args": dict(c.arguments)}} for c in calls]
+    if reasoning is not None:
+        signed = next((p for p in parts if "functionCall" in p), parts[-1])
+        signed["thoughtSignature"] = simulated_signature("gemini", reasoning)
+    return parts
 
 
 def _gemini_usage(input_tokens: int, output_tokens: int) -> dict[str, int]:
@@ -337,6 +368,7 @@ def stream_events(
     finish: FinishReason | None = None,
     chunk_size: int | None = None,
     include_usage: bool = True,
+    reasoning: str | None = None,
 ) -> list[SseEvent]:
     """A whole streamed answer in ``fmt``'s SSE, one `SseEvent` per event."""
     out = _output_tokens(text, tool_calls) if output_tokens is None else output_tokens
@@ -346,8 +378,38 @@ def stream_events(
         return _openai_stream(pieces, model, tool_calls, input_tokens, out, reason,
                               include_usage)
     if fmt == "anthropic":
-        return _anthropic_stream(pieces, model, tool_calls, input_tokens, out, reason)
-    return _gemini_stream(pieces, model, tool_calls, input_tokens, out, reason)
+        events = _anthropic_stream(pieces, model, tool_calls, input_tokens, out, reason)
+        return events if reasoning is None else [
+            events[0], *_anthropic_thinking(reasoning), *_shifted(events[1:])]
+    return _gemini_stream(pieces, model, tool_calls, input_tokens, out, reason, reasoning)
+
+
+def _anthropic_thinking(reasoning: str) -> list[SseEvent]:
+    """A thinking block at index 0: its text, then its signature."""
+    signature = simulated_signature("anthropic", reasoning)
+    return [
+        SseEvent(sse({"type": "content_block_start", "index": 0, "content_block": {
+            "type": "thinking", "thinking": "", "signature": ""}}, "content_block_start")),
+        SseEvent(sse({"type": "content_block_delta", "index": 0, "delta": {
+            "type": "thinking_delta", "thinking": reasoning}}, "content_block_delta")),
+        SseEvent(sse({"type": "content_block_delta", "index": 0, "delta": {
+            "type": "signature_delta", "signature": signature}}, "content_block_delta")),
+        SseEvent(sse({"type": "content_block_stop", "index": 0}, "content_block_stop")),
+    ]
+
+
+def _shifted(events: list[SseEvent]) -> list[SseEvent]:
+    """The events with every content-block index one further (a block went before)."""
+    out = []
+    for event in events:
+        head, _, data = event.data.decode().partition("data: ")
+        body = json.loads(data)
+        if isinstance(body, dict) and "index" in body:
+            body["index"] += 1
+            event = SseEvent(f"{head}data: {json.dumps(body, separators=(',', ':'))}\n\n"
+                             .encode(), event.content)
+        out.append(event)
+    return out
 
 
 def _openai_chunk(model: str, delta: dict[str, Any], finish: str | None = None) -> bytes:
@@ -434,13 +496,19 @@ def _gemini_chunk(model: str, parts: list[dict[str, Any]], **candidate: Any) -> 
 
 def _gemini_stream(
     pieces: list[str], model: str, calls: Sequence[WireToolCall], input_tokens: int,
-    out: int, reason: str,
+    out: int, reason: str, reasoning: str | None = None,
 ) -> list[SseEvent]:  # fmt: skip
     bodies = [_gemini_chunk(model, [{"text": p}]) for p in pieces]
     if calls:
         bodies.append(_gemini_chunk(model, [
             {"functionCall": {"name": c.name, "args": dict(c.arguments)}} for c in calls
         ]))  # fmt: skip
+    if reasoning is not None:
+        thought = _gemini_chunk(model, [{"text": reasoning, "thought": True}])
+        signature = simulated_signature("gemini", reasoning)
+        signed = bodies[-1] if bodies else thought
+        signed["candidates"][0]["content"]["parts"][0]["thoughtSignature"] = signature
+        bodies.insert(0, thought)
     if not bodies:
         bodies.append(_gemini_chunk(model, [{"text": ""}]))
     last = bodies[-1]

@@ -212,13 +212,12 @@ class GeminiAdapter(ProviderAdapter):
                 dropped(self.name, "reasoning", "capabilities.reasoning is false")
         for name, value in options.items():
             try:
-                setattr(config, name, value)
-                # The SDK's models validate on construction only: rebuild to check.
-                types.GenerateContentConfig.model_validate(config.model_dump(
-                    exclude_none=True, include={name}))
+                # Validated (and a dict made the SDK's type) as the config's own field.
+                checked = types.GenerateContentConfig.model_validate({name: value})
             except (pydantic.ValidationError, TypeError, ValueError) as exc:
                 raise BadRequest(f"options.{name}: not what gemini takes ({_first(exc)})",
                                  provider=self.name) from None
+            setattr(config, name, getattr(checked, name))
 
     # -- answers -----------------------------------------------------------------------
 

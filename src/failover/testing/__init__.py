@@ -44,7 +44,8 @@ if TYPE_CHECKING:
         timeout,
     )
     from ._bridge import PROVIDER_HEADER, RespxTransport
-    from ._simulated import FakeProviders, RecordedRequest, SimulatedProvider
+    from ._conformance import wire_problems
+    from ._simulated import FakeProviders, RecordedRequest, SimulatedIdentity, SimulatedProvider
 
 __all__ = [
     "PROVIDER_HEADER",
@@ -53,6 +54,7 @@ __all__ = [
     "FakeProviders",
     "RecordedRequest",
     "RespxTransport",
+    "SimulatedIdentity",
     "SimulatedProvider",
     "answer",
     "content_filter",
@@ -71,6 +73,7 @@ __all__ = [
     "slow",
     "stall",
     "timeout",
+    "wire_problems",
 ]
 
 _HOME = {
@@ -79,7 +82,9 @@ _HOME = {
     "RespxTransport": "._bridge",
     "FakeProviders": "._simulated",
     "RecordedRequest": "._simulated",
+    "SimulatedIdentity": "._simulated",
     "SimulatedProvider": "._simulated",
+    "wire_problems": "._conformance",
 }
 
 

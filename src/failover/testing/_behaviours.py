@@ -201,24 +201,28 @@ class Answer(Behaviour):
         finish_reason: FinishReason | None = None,
         chunk_size: int | None = None,
         stream: bool | None = None,
+        reasoning: str | None = None,
     ) -> None:
         self.text = text
         self.tool_calls = _wire.tool_calls_from(tool_calls)
         self.finish_reason = finish_reason
         self.chunk_size = chunk_size
         self.stream = stream
+        self.reasoning = reasoning
 
     def events(self, call: Call) -> list[_wire.SseEvent]:
         return _wire.stream_events(
             call.format, text=self.text, model=call.model, tool_calls=self.tool_calls,
             input_tokens=call.wire.input_tokens, finish=self.finish_reason,
             chunk_size=self.chunk_size, include_usage=call.wire.include_usage,
+            reasoning=self.reasoning,
         )  # fmt: skip
 
     def body(self, call: Call) -> dict[str, Any]:
         return _wire.completion_body(
             call.format, text=self.text, model=call.model, tool_calls=self.tool_calls,
             input_tokens=call.wire.input_tokens, finish=self.finish_reason,
+            reasoning=self.reasoning,
         )  # fmt: skip
 
     def reply(self, call: Call) -> Reply:
@@ -235,14 +239,16 @@ def answer(
     finish_reason: FinishReason | None = None,
     chunk_size: int | None = None,
     stream: bool | None = None,
+    reasoning: str | None = None,
 ) -> Behaviour:
     """Answer ``text`` (and ``tool_calls``: `failover.ToolCall` or ``{"name", "arguments"}``),
     streamed word by word (or ``chunk_size`` characters) when the request streams.
 
     ``stream=False`` answers with one whole JSON body even when the request asked for a
     stream, as some gateways and compatible servers do (LiteLLM's proxy on its Anthropic
-    endpoint); ``stream=True`` always streams."""
-    return Answer(text, tool_calls, finish_reason, chunk_size, stream)
+    endpoint); ``stream=True`` always streams. ``reasoning``: the model thinks first,
+    as the provider shows it (a signed thinking block, a thought with its signature)."""
+    return Answer(text, tool_calls, finish_reason, chunk_size, stream, reasoning)
 
 
 class ContentFilter(Behaviour):

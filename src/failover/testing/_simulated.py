@@ -69,6 +69,7 @@ from ._behaviours import (
     timeout,
 )
 from ._bridge import PROVIDER_HEADER, RespxTransport
+from ._conformance import wire_problems
 
 __all__ = ["FakeProviders", "RecordedRequest", "SimulatedIdentity", "SimulatedProvider"]
 
@@ -99,6 +100,12 @@ class RecordedRequest:
         body = self.json if isinstance(self.json, dict) else {}
         found = body.get("messages", body.get("contents", []))
         return list(found) if isinstance(found, list) else []
+
+    @property
+    def problems(self) -> list[str]:
+        """What the provider's API would refuse in this request (see `wire_problems`):
+        empty for a valid one."""
+        return wire_problems(self.format, self.json, self.model)
 
     def redacted_headers(self) -> dict[str, str]:
         """The headers with API keys masked, for messages and logs."""
@@ -217,10 +224,11 @@ class SimulatedProvider:
     def answer(self, text: str = DEFAULT_TEXT, tool_calls: Iterable[Any] | None = None, *,
                finish_reason: FinishReason | None = None,
                chunk_size: int | None = None,
-               stream: bool | None = None) -> SimulatedProvider:  # fmt: skip
+               stream: bool | None = None,
+               reasoning: str | None = None) -> SimulatedProvider:  # fmt: skip
         """Answer ``text`` and ``tool_calls`` in this provider's format (see `answer`)."""
         return self.set(answer(text, tool_calls, finish_reason=finish_reason,
-                               chunk_size=chunk_size, stream=stream))
+                               chunk_size=chunk_size, stream=stream, reasoning=reasoning))
 
     def fail(self, status: int, retry_after: float | None = None, *,
              message: str | None = None) -> SimulatedProvider:  # fmt: skip
@@ -310,7 +318,10 @@ class SimulatedProvider:
                 credential=_credential(request),
             )
             self._handled += 1
-            reply = for_platform(behaviour.reply(call), call.wire)
+            problems = recorded.problems if self._kit.strict else []
+            # A strict kit refuses what the real API would, as it would: a 400.
+            chosen = fail(400, message="; ".join(problems)) if problems else behaviour
+            reply = for_platform(chosen.reply(call), call.wire)
         return self._kit._carry_out(reply, request, exchange)
 
 
@@ -378,12 +389,17 @@ class FakeProviders:
     is an error, listed in `unexpected`).
     ``real_store``: routers built under the kit defer to the config's own store instead
     of a throwaway one (only for tests of the store itself).
+    ``strict``: a request its provider's API would refuse (turns out of order, a tool
+    result that answers no call, a signature the provider did not give) is answered with
+    that API's 400, naming the problem (`RecordedRequest.problems` lists them always).
     """
 
     def __init__(self, clock: Any = None, default: Behaviour | int | str | None = None,
-                 *, real_store: bool = False) -> None:  # fmt: skip
+                 *, real_store: bool = False, strict: bool = False) -> None:  # fmt: skip
         self.clock = clock
         self.real_store = real_store
+        #: Refuse (400) every request its provider's API would refuse (`wire_problems`).
+        self.strict = strict
         self.default = None if default is None else behaviour_from(default, where="default")
         self.router = respx.Router(assert_all_called=False, assert_all_mocked=True)
         self.transport = _KitTransport(self.router)
