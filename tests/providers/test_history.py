@@ -123,7 +123,7 @@ def test_bad_reasoning_or_options_are_the_callers_mistake(
 def test_an_option_gemini_cannot_take_names_itself_and_touches_no_breaker(
         router: failover.Router, fake: FakeProviders) -> None:
     fake["gemini"].answer("ok")
-    with pytest.raises(failover.BadRequest, match="options.safety_settings"):
+    with pytest.raises(failover.BadRequest, match=r"options\.safety_settings"):
         router.complete("hi", route="gemini", options={"safety_settings": "all of them"})
     assert fake["gemini"].calls == 0
     health = router.health()["gemini"]

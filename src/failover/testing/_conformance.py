@@ -113,7 +113,7 @@ def _anthropic(body: dict[str, Any]) -> Iterator[str]:
         blocks = _blocks(message.get("content"))
         if role == "assistant":
             yield from _anthropic_assistant(blocks, where, seen_ids)
-            asked = {b.get("id") for b in blocks if b.get("type") == "tool_use"}
+            asked = {str(b.get("id")) for b in blocks if b.get("type") == "tool_use"}
         else:
             yield from _anthropic_user(blocks, where, asked)
             asked = set()
