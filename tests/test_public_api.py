@@ -75,7 +75,8 @@ def test_import_loads_no_sdk_and_no_pydantic() -> None:
     out = _fresh_python(
         "import sys, failover; "
         "print(sorted(m for m in ('openai', 'anthropic', 'google.genai', 'pydantic', 'httpx2',"
-        " 'pydantic_ai', 'langchain_core', 'prometheus_client', 'opentelemetry')"
+        " 'pydantic_ai', 'langchain_core', 'prometheus_client', 'opentelemetry', 'boto3',"
+        " 'botocore', 'azure', 'google.auth', 'requests')"
         " if m in sys.modules))"
     )
     assert out == "[]"

@@ -247,3 +247,76 @@ def test_a_config_error_never_quotes_a_key(tmp_path: Path) -> None:
         failover.Config.from_file(path)
     assert "providers.p.timeout" in str(caught.value)
     assert_clean("ConfigError", str(caught.value))
+
+
+# --- cloud credentials ------------------------------------------------------------------
+
+
+async def test_no_cloud_credential_or_token_reaches_any_output(
+    tmp_path: Path, cloud_providers: dict[str, Any], caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from failover.testing import FakeClock, FakeProviders
+    from support import CLOUD_SECRETS
+
+    caplog.set_level(logging.DEBUG)  # botocore, google-auth, azure-identity, msal too
+    names = list(cloud_providers)
+    path = tmp_path / "failover.yaml"
+    path.write_text(yaml.safe_dump({
+        "providers": cloud_providers,
+        "routes": {"default": {"chain": names, "fallback": {"defer": True}}},
+        "deferred": {"path": str(tmp_path / "deferred.sqlite")},
+    }))
+    events: list[failover.Event] = []
+    with FakeProviders(clock=FakeClock(), real_store=True) as fake:
+        fake.identity.answer(expires_in=1)  # a fresh token for every request
+        for name, secret in zip(names, itertools.cycle(CLOUD_SECRETS)):
+            # Each provider echoes a credential back in its error, as some gateways do.
+            fake[name].fail(403, message=f"denied for {secret}")
+        with failover.Router.from_file(path) as router:
+            router.subscribe(events.append)
+            errors = []
+            for entry in ("complete", "acomplete", "stream", "astream"):
+                for name in names:
+                    router.reset(name)
+                with pytest.raises(failover.Deferred) as deferred:
+                    await provoke(router, entry)
+                errors.append(deferred.value)
+            health = router.health()
+        tokens = tuple(fake.identity.tokens)
+    assert len(tokens) >= 4 and all(a.error_kind == "PermissionDenied"
+                                    for e in errors for a in e.attempts)
+    secrets = {**{f"cloud-{i}": s for i, s in enumerate(CLOUD_SECRETS)},
+               **{f"token-{i}": t for i, t in enumerate(tokens)}}
+
+    def clean(where: str, text: str) -> None:
+        for name, secret in secrets.items():
+            for form in encodings(secret):
+                assert form not in text, f"{name} ({form!r}) appears in {where}"
+
+    for error in errors:
+        for i, item in enumerate(chain_of(error)):
+            clean(f"exception chain item {i} ({type(item).__name__})", repr(item) + str(item))
+    clean("events", repr(events))
+    clean("health", repr(health))
+    clean("log records", caplog.text + repr([r.__dict__ for r in caplog.records]))
+    config = failover.Config.from_file(path)
+    clean("the config", repr(config) + json.dumps(config.model_dump(mode="json")))
+    clean("the deferred store", (tmp_path / "deferred.sqlite").read_bytes().decode("latin-1"))
+    for argv in (["check", str(path)], ["plan", str(path)],
+                 ["deferred", "list", str(path), "--json"]):
+        cli_main(argv)
+        out = capsys.readouterr()
+        clean(f"`failover {argv[0]}`", out.out + out.err)
+
+
+@pytest.mark.parametrize("shape", [
+    "AKIAIOSFODNN7EXAMPLE",  # an AWS access key id
+    "ASIAIOSFODNN7EXAMPLE",  # a temporary one (STS)
+    "ya29.a0AfH6SMBx-not-a-real-token",  # a Google OAuth access token
+])
+def test_cloud_credentials_no_config_named_are_masked_by_their_shape(shape: str) -> None:
+    # A credential the library never held (another project's, echoed by a gateway).
+    router_error = failover.ServerError(f"upstream said: bad key {shape}", provider="p")
+    assert shape not in str(router_error)
+    assert "***" in str(router_error)

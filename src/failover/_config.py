@@ -505,6 +505,25 @@ class ProviderConfig(_Model):
     def key_refs(self) -> list[SecretStr]:
         return ([self.api_key] if self.api_key is not None else []) + list(self.api_keys)
 
+    def secret_values(self) -> Iterator[str]:
+        """Every credential this provider's config holds that can be read now (a
+        ``${VAR}`` that is set, or a value written in the file): what the scrubber must
+        know before any provider answers, since one provider may echo another's."""
+        given = self.credentials
+        raw: list[str | None] = [ref.get_secret_value() for ref in self.key_refs()]
+        if given is not None:
+            raw += [given.aws_access_key_id, given.client_secret and
+                    given.client_secret.get_secret_value()]
+            raw += [s.get_secret_value() for s in (given.aws_secret_access_key,
+                                                  given.aws_session_token,
+                                                  given.access_token) if s is not None]
+        for value in raw:
+            if value:
+                try:
+                    yield resolve_env(value, "")
+                except ConfigError:
+                    continue  # unset: registered when the adapter resolves it
+
 
 class HedgeConfig(_Model):
     """Start the next provider if the first has not answered ``after`` this long."""

@@ -7,7 +7,8 @@ first holds it. `scrub` then replaces it, by exact value and in its common encod
 attempt details, events, log records (the library's and those of httpx2 and the SDKs,
 see `install_log_scrubber`), webhook payloads, the deferred store, telemetry and CLI
 output.
-Anything else shaped like a key (``sk-...``, ``AIza...``, ``Bearer ...``) is masked too,
+Anything else shaped like a key (``sk-...``, ``AIza...``, an AWS access key id, a Google
+OAuth token ``ya29....``, ``Bearer ...``) is masked too,
 for secrets the library never saw (a key echoed from another project).
 """
 
@@ -26,6 +27,7 @@ _MIN_LENGTH = 6
 
 _SHAPES = re.compile(
     r"(sk-[A-Za-z0-9_\-]{6,}|sk-ant-[A-Za-z0-9_\-]{6,}|AIza[0-9A-Za-z_\-]{10,}"
+    r"|(?:AKIA|ASIA)[0-9A-Z]{16}|ya29\.[0-9A-Za-z_\-]{10,}"
     r"|(?i:bearer)\s+[A-Za-z0-9._\-]{8,}|(?i:(?:api[_-]?key|x-goog-api-key|key)=)[^\s&\"']+)"
 )
 
@@ -123,7 +125,11 @@ def _scrub_record(record: logging.LogRecord) -> None:
 #: Loggers whose records can carry a URL, a header or a body: the library's own and
 #: those of the transport and the SDKs it drives (children included: ``openai._base_client``).
 LOGGERS = ("failover", "httpx2", "httpcore2", "httpx", "httpcore", "openai", "anthropic",
-           "google_genai", "google.genai")
+           "google_genai", "google.genai",
+           # What the clouds' credentials pass through: SigV4 signing logs the canonical
+           # request (with the session token), the token fetchers their exchanges.
+           "botocore", "boto3", "google.auth", "google.oauth2", "azure", "msal", "urllib3",
+           "requests")
 _installed = False
 
 

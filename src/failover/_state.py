@@ -32,6 +32,7 @@ from ._limits import KeyPool, QuotaReading
 from ._models import Request
 from ._policy import RetryBudget
 from ._pools import Pool
+from ._secrets import register
 from .providers import build_adapter
 from .providers._known import known_context_window
 
@@ -332,6 +333,8 @@ def build_state(config: Config, clock: Clock, previous: State | None,
             continue
         retry = pconf.retry or config.defaults.retry
         pconf = config.provider_with_paths(name)  # files where the config file says
+        for value in pconf.secret_values():
+            register(value)
         providers[name] = Provider(
             name, pconf, config.timeouts_for(name), key,
             breaker=Breaker(name, config.breaker_for(name), clock, forced=pconf.force),

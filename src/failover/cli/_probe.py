@@ -140,14 +140,14 @@ def probe_one(router: Router, config: Config, name: str) -> ProbeResult:
     )
 
 
-def _import_sdks(types: set[str]) -> None:
+def _import_sdks(kinds: set[tuple[str, str | None]]) -> None:
     """Import each SDK before the clock starts: a probe's latency is the round trip,
     not the second or two an SDK takes to import."""
     from failover.providers import adapter_class
 
-    for provider_type in sorted(types):
+    for provider_type, platform in sorted(kinds, key=str):
         try:
-            adapter_class(provider_type)
+            adapter_class(provider_type, platform)
         except ImportError:
             pass  # the probe itself reports it
 
@@ -162,6 +162,6 @@ def run_probes(
     from failover import Router
 
     names = list(providers) if providers is not None else list(config.providers)
-    _import_sdks({config.providers[n].type for n in names})
+    _import_sdks({(config.providers[n].type, config.providers[n].platform) for n in names})
     router = Router(probe_config(config, names, timeout))
     return [probe_one(router, config, name) for name in names], router
