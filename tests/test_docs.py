@@ -46,7 +46,12 @@ routes:
   default: {chain: [openai, claude, gemini]}
 """
 DUMMY_ENV = {"OPENAI_API_KEY": "sk-docs-0123456789", "ANTHROPIC_API_KEY": "sk-ant-docs-012345",
-             "GEMINI_API_KEY": "AIzaDocs0123456789", "OPS_WEBHOOK_URL": "https://hooks.test/x"}
+             "GEMINI_API_KEY": "AIzaDocs0123456789", "OPS_WEBHOOK_URL": "https://hooks.test/x",
+             "AZURE_OPENAI_API_KEY": "azure-docs-0123456789", "AZURE_TENANT_ID": "docs-tenant",
+             "AZURE_CLIENT_ID": "docs-client", "AZURE_CLIENT_SECRET": "entra-docs-0123456789",
+             "AWS_ACCESS_KEY_ID": "AKIADOCS000000000001",
+             "AWS_SECRET_ACCESS_KEY": "aws-docs-secret-0123456789",
+             "GOOGLE_ACCESS_TOKEN": "ya29.docs-token-0123456789"}
 
 
 @dataclass
