@@ -193,3 +193,15 @@ async def test_an_unset_client_secret_names_its_variable(
     assert "ENTRA_SECRET" in str(err)
     assert fake.requests == []
     await adapter.aclose()
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("on", ["prompt", "answer"])
+async def test_the_kit_filters_like_azure(fake: FakeProviders, cloud_providers: dict[str, Any],
+                                          mode: str, on: str) -> None:
+    adapter = build("azure", cloud_providers["azure"])
+    fake["azure"].content_filter(on=on)  # type: ignore[arg-type]
+    err = await failure(adapter, HELLO, mode)
+    assert isinstance(err, ContentFiltered)
+    assert err.status == (400 if on == "prompt" else 200)
+    await adapter.aclose()

@@ -252,8 +252,20 @@ def answer(
 
 
 class ContentFilter(Behaviour):
+    def __init__(self, on: Literal["answer", "prompt"] = "answer") -> None:
+        if on not in ("answer", "prompt"):
+            raise ValueError(f"content_filter(on) is 'answer' or 'prompt', got {on!r}")
+        self.on = on
+
     def reply(self, call: Call) -> Reply:
         tokens = call.wire.input_tokens
+        if self.on == "prompt" and call.format == "openai":
+            # OpenAI and Azure refuse a filtered prompt with a 400 (Azure's with the
+            # filter's verdict); the others block a prompt with a 200, as below.
+            body = (_cloud_wire.azure_content_filter_body() if call.wire.platform == "azure"
+                    else _wire.error_body("openai", 400, "The prompt was filtered by the "
+                                          "content policy (simulated).", code="content_filter"))
+            return _json_reply(400, body)
         if call.wire.stream:
             events = _wire.refusal_events(call.format, model=call.model, input_tokens=tokens)
             return _stream_reply(e.data for e in events)
@@ -261,10 +273,12 @@ class ContentFilter(Behaviour):
                                                    input_tokens=tokens))
 
 
-def content_filter() -> Behaviour:
+def content_filter(on: Literal["answer", "prompt"] = "answer") -> Behaviour:
     """A 200 that is a refusal or safety block (OpenAI ``finish_reason: content_filter``,
-    Anthropic ``stop_reason: refusal``, Gemini ``blockReason: SAFETY``)."""
-    return ContentFilter()
+    Anthropic ``stop_reason: refusal``, Gemini ``blockReason: SAFETY``); ``on="prompt"``:
+    the prompt itself is filtered (OpenAI and Azure answer that with a 400 whose code is
+    ``content_filter``)."""
+    return ContentFilter(on)
 
 
 # --- HTTP errors ------------------------------------------------------------------------

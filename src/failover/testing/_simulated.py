@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote, unquote
 
 import httpx
@@ -241,8 +241,9 @@ class SimulatedProvider:
     def context_window(self) -> SimulatedProvider:
         return self.set(context_window())
 
-    def content_filter(self) -> SimulatedProvider:
-        return self.set(content_filter())
+    def content_filter(self, on: Literal["answer", "prompt"] = "answer") -> SimulatedProvider:
+        """The answer (or, ``on="prompt"``, the prompt) blocked by a content policy."""
+        return self.set(content_filter(on))
 
     def timeout(self) -> SimulatedProvider:
         """A read timeout, raised at once."""
