@@ -512,11 +512,10 @@ class ProviderConfig(_Model):
         given = self.credentials
         raw: list[str | None] = [ref.get_secret_value() for ref in self.key_refs()]
         if given is not None:
-            raw += [given.aws_access_key_id, given.client_secret and
-                    given.client_secret.get_secret_value()]
+            raw.append(given.aws_access_key_id)
             raw += [s.get_secret_value() for s in (given.aws_secret_access_key,
-                                                  given.aws_session_token,
-                                                  given.access_token) if s is not None]
+                                                  given.aws_session_token, given.access_token,
+                                                  given.client_secret) if s is not None]
         for value in raw:
             if value:
                 try:
