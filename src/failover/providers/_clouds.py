@@ -41,6 +41,7 @@ __all__ = [
     "map_credential_error",
     "seam_session",
     "secret",
+    "static_token",
 ]
 
 GOOGLE_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
@@ -59,6 +60,14 @@ def secret(value: SecretStr | str | None, where: str, provider: str) -> str | No
                                    code="missing_credential") from None
     register(resolved)
     return resolved
+
+
+def static_token(given: CredentialsConfig | None, provider: str) -> str | None:
+    """``credentials.access_token``: a bearer token given as is (never refreshed)."""
+    if given is None:
+        return None
+    return secret(given.access_token, f"providers.{provider}.credentials.access_token",
+                  provider)
 
 
 # --- requests over the seam -------------------------------------------------------------
@@ -117,7 +126,7 @@ def google_credentials(given: CredentialsConfig | None, provider: str, session: 
     """Credentials for Vertex AI: a static ``access_token``, a service-account file, or
     application default credentials; refreshed through ``session`` (the seam)."""
     where = f"providers.{provider}.credentials"
-    token = secret(given.access_token, f"{where}.access_token", provider) if given else None
+    token = static_token(given, provider)
     if token is not None:
         from google.oauth2.credentials import Credentials
 

@@ -24,7 +24,7 @@ import httpx2
 
 from .._errors import PermissionDenied, ProviderError
 from ._base import error_from_status
-from ._clouds import google_credentials, seam_session, secret
+from ._clouds import google_credentials, seam_session, static_token
 from .anthropic import AnthropicAdapter
 
 __all__ = ["VertexAnthropicAdapter", "google_error"]
@@ -36,14 +36,13 @@ class VertexAnthropicAdapter(AnthropicAdapter):
     _credentials: Any = None
 
     def _auth(self) -> dict[str, Any]:
-        given = self.config.credentials
-        token = secret(given.access_token, f"providers.{self.name}.credentials.access_token",
-                       self.name) if given is not None else None
+        token = static_token(self.config.credentials, self.name)
         if token is not None:
             return {"access_token": token}
         if self._credentials is None:
             session = seam_session(self.transport, self.timeouts.request)
-            self._credentials = google_credentials(given, self.name, session)
+            self._credentials = google_credentials(self.config.credentials, self.name,
+                                                   session)
         return {"credentials": self._credentials}
 
     def _vertex_kwargs(self) -> dict[str, Any]:

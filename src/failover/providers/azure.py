@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import openai
 
-from ._clouds import seam_session, secret
+from ._clouds import seam_session, static_token
 from .openai import OpenAIAdapter
 
 if TYPE_CHECKING:
@@ -56,8 +56,7 @@ class AzureOpenAIAdapter(OpenAIAdapter):
         given = self.config.credentials
         if given is None:
             return {"api_key": api_key}
-        where = f"providers.{self.name}.credentials"
-        token = secret(given.access_token, f"{where}.access_token", self.name)
+        token = static_token(given, self.name)
         if token is not None:
             return {"azure_ad_token": token}
         if self._token_provider is None:

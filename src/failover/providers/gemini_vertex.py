@@ -20,7 +20,7 @@ import httpx2
 from google import genai
 from google.genai import types
 
-from ._clouds import google_credentials, seam_session, secret
+from ._clouds import google_credentials, seam_session
 from .gemini import GeminiAdapter
 
 __all__ = ["GeminiVertexAdapter"]
@@ -36,17 +36,10 @@ class GeminiVertexAdapter(GeminiAdapter):
 
     def _google_credentials(self) -> Any:
         if self._credentials is None:
-            given = self.config.credentials
-            token = secret(given.access_token,
-                           f"providers.{self.name}.credentials.access_token",
-                           self.name) if given is not None else None
-            if token is not None:
-                from google.oauth2.credentials import Credentials
-
-                self._credentials = Credentials(token=token)  # type: ignore[no-untyped-call]
-            else:
-                session = seam_session(self.transport, self.timeouts.request)
-                self._credentials = google_credentials(given, self.name, session)
+            # A static token too: google-genai takes credentials only.
+            session = seam_session(self.transport, self.timeouts.request)
+            self._credentials = google_credentials(self.config.credentials, self.name,
+                                                   session)
         return self._credentials
 
     def _genai_auth(self, api_key: str | None) -> dict[str, Any]:
