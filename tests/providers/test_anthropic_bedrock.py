@@ -238,3 +238,16 @@ async def test_a_bedrock_api_key_is_sent_as_a_bearer_token(
     assert fake["bedrock"].last_request.headers["authorization"] == (
         "Bearer bedrock-api-key-0123456789")
     await adapter.aclose()
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_without_the_bedrock_extra_the_attempt_fails_naming_it(
+        fake: FakeProviders, cloud_providers: dict[str, Any], mode: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(__import__("sys").modules, "boto3", None)  # not installed
+    adapter = build("bedrock", cloud_providers["bedrock"])
+    err = await failure(adapter, HELLO, mode)
+    assert isinstance(err, AuthenticationFailed)
+    assert "pip install 'failover[bedrock]'" in str(err)
+    assert fake.requests == []
+    await adapter.aclose()

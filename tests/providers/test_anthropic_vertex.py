@@ -152,3 +152,17 @@ async def test_an_unreadable_service_account_file_names_the_file(
     assert str(missing) in str(err)
     assert fake.requests == []
     await adapter.aclose()
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_application_default_credentials_where_config_gives_none(
+        fake: FakeProviders, cloud_providers: dict[str, Any], mode: str,
+        service_account: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", service_account)
+    config = {k: v for k, v in cloud_providers["vertex-claude"].items() if k != "credentials"}
+    adapter = build("vertex-claude", config)
+    fake["vertex-claude"].answer("Hi with ADC")
+    assert (await complete(adapter, HELLO, mode)).text == "Hi with ADC"
+    assert fake["vertex-claude"].last_request.headers["authorization"] == (
+        f"Bearer {fake.identity.tokens[0]}")
+    await adapter.aclose()

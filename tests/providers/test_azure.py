@@ -205,3 +205,16 @@ async def test_the_kit_filters_like_azure(fake: FakeProviders, cloud_providers: 
     assert isinstance(err, ContentFiltered)
     assert err.status == (400 if on == "prompt" else 200)
     await adapter.aclose()
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_without_azure_identity_entra_id_fails_naming_the_extra(
+        fake: FakeProviders, cloud_providers: dict[str, Any], mode: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(__import__("sys").modules, "azure.identity", None)  # not installed
+    adapter = build("azure-entra", cloud_providers["azure-entra"])
+    err = await failure(adapter, HELLO, mode)
+    assert isinstance(err, AuthenticationFailed)
+    assert "pip install 'failover[azure]'" in str(err)
+    assert fake.requests == []
+    await adapter.aclose()

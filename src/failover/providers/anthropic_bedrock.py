@@ -86,8 +86,14 @@ class BedrockAdapter(AnthropicAdapter):
 
     def _check_aws_chain(self, aws: dict[str, Any]) -> None:
         """Fail the attempt now, naming what to set, when AWS finds no credentials."""
-        import boto3
-        import botocore.exceptions
+        try:
+            import boto3
+            import botocore.exceptions
+        except ImportError:
+            raise AuthenticationFailed(
+                f"providers.{self.name}: platform: bedrock signs with botocore, which is "
+                "not installed (pip install 'failover[bedrock]')", provider=self.name,
+                code="missing_dependency") from None
 
         try:
             found = boto3.Session(
