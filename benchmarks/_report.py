@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from benchmarks import pools
+from benchmarks import clouds, pools
 from benchmarks._stats import median
 
 __all__ = ["markdown", "summarize_all", "targets"]
@@ -187,7 +187,7 @@ def summarize_all(raw: dict[str, Any]) -> dict[str, Any]:
             out[name] = _concurrency(data)
         elif name == "micro":
             out[name] = _micro(data)
-        elif name in ("cold_start", "first_failover", "pools"):
+        elif name in ("cold_start", "first_failover", "pools", "clouds"):
             out[name] = data
     return out
 
@@ -349,6 +349,8 @@ def targets(s: dict[str, Any], breaker: dict[str, Any]) -> list[dict[str, Any]]:
         ))  # fmt: skip
     if "pools" in s:
         out += pools.targets(s["pools"])
+    if "clouds" in s:
+        out += clouds.targets(s["clouds"])
     return out
 
 
@@ -402,6 +404,8 @@ def markdown(doc: dict[str, Any]) -> str:
         parts += _micro_md(s["micro"])
     if "pools" in s:
         parts += pools.markdown_section(s["pools"])
+    if "clouds" in s:
+        parts += clouds.markdown_section(s["clouds"])
     cap = doc.get("server_capacity", {})
     parts += [
         "## The loopback server",

@@ -30,6 +30,8 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
 
 from benchmarks._stats import median
 from benchmarks.contenders import CONTENDERS, Setup, available, failover_config
+from benchmarks.clouds import MODES as CLOUD_MODES
+from benchmarks.clouds import run_clouds
 from benchmarks.pools import MODES as POOL_MODES
 from benchmarks.pools import run_pools
 from benchmarks.server import ServerHandle, measure_capacity
@@ -38,7 +40,7 @@ __all__ = ["MODES", "SCENARIOS", "main", "run_suite"]
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ("healthy", "fast_failure", "hang", "concurrency", "cold_start", "first_failover",
-             "micro", "pools")
+             "micro", "pools", "clouds")
 BREAKER = {"consecutive_failures": 3, "open_for": "1s", "max_open_for": "4s"}
 
 MODES: dict[str, dict[str, dict[str, Any]]] = {
@@ -75,6 +77,7 @@ MODES: dict[str, dict[str, dict[str, Any]]] = {
 }
 for _mode_name, _mode in MODES.items():
     _mode["pools"] = POOL_MODES[_mode_name]
+    _mode["clouds"] = CLOUD_MODES[_mode_name]
     for _name in ("healthy", "fast_failure", "hang", "concurrency"):
         # Only the hang scenario is about timeouts; elsewhere a short one would turn a
         # scheduling hiccup (or the queue of a 1,000-wide batch) into a spurious failure.
@@ -397,6 +400,9 @@ def run_suite(mode: str = "full", contenders: list[str] | None = None,
                 if "failover" in chosen:
                     raw["micro"] = _run_rounds(handle, "micro", params, ["micro"], timeout,
                                                errors, jobs=jobs)["micro"]  # fmt: skip
+            elif scenario == "clouds":
+                if "failover" in chosen:
+                    raw["clouds"] = run_clouds(mode)
             elif scenario == "pools":
                 if "failover" in chosen:
                     raw["pools"] = run_pools(handle, mode, [c for c in ("failover", "litellm")

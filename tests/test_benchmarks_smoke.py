@@ -164,3 +164,12 @@ def test_pools_counts(suite: tuple[dict[str, Any], str]) -> None:
         assert slow["ok"] and sum(slow["served"].values()) == params["slow_calls"]
     assert "## Pools and limits" in md
     assert {t["id"] for t in doc["targets"]} >= {"pool_429", "weighted"}
+
+
+def test_clouds_counts(suite: tuple[dict[str, Any], str]) -> None:
+    doc, md = suite
+    clouds = doc["scenarios"]["clouds"]
+    assert set(clouds["platforms"]) == {"azure", "bedrock", "vertex-claude", "vertex-gemini"}
+    for row in [*clouds["platforms"].values(), clouds["conversation"]]:
+        assert row["sdk_us"] > 0 and row["router_us"] > 0
+    assert "## Clouds" in md

@@ -129,10 +129,7 @@ def env_problems(config: Config, *, chains_only: bool = False,
     for name, provider in config.providers.items():
         if chains_only and name not in used:
             continue
-        if provider.api_key is not None:
-            refs.append((f"providers.{name}.api_key", provider.api_key.get_secret_value()))
-        refs += [(f"providers.{name}.api_keys[{i}]", key.get_secret_value())
-                 for i, key in enumerate(provider.api_keys)]
+        refs += [(f"providers.{name}.{where}", raw) for where, raw in provider.secret_refs()]
     if not chains_only:
         if config.state.url:
             refs.append(("state.url", config.state.url))
@@ -321,6 +318,11 @@ class CredentialsConfig(_Model):
         return {name for name in type(self).model_fields if getattr(self, name) is not None}
 
 
+#: The ``credentials`` fields that hold a secret (the others name one: a profile, a file).
+_SECRET_CREDENTIALS = frozenset({"aws_access_key_id", "aws_secret_access_key",
+                                 "aws_session_token", "access_token", "client_secret",
+                                 "tenant_id", "client_id"})
+
 #: Which ``credentials`` fields each platform reads.
 CREDENTIAL_FIELDS: dict[str, frozenset[str]] = {
     "bedrock": frozenset({"aws_access_key_id", "aws_secret_access_key", "aws_session_token",
@@ -505,23 +507,29 @@ class ProviderConfig(_Model):
     def key_refs(self) -> list[SecretStr]:
         return ([self.api_key] if self.api_key is not None else []) + list(self.api_keys)
 
+    def secret_refs(self) -> list[tuple[str, str]]:
+        """Every credential of this provider as written (maybe ``${VAR}``), with its
+        path under ``providers.<name>``: the one list the scrubber and the checks read."""
+        refs = [("api_key", self.api_key.get_secret_value())] if self.api_key else []
+        refs += [(f"api_keys[{i}]", key.get_secret_value())
+                 for i, key in enumerate(self.api_keys)]
+        given = self.credentials
+        if given is not None:
+            for name in sorted(given.given() & _SECRET_CREDENTIALS):
+                value = getattr(given, name)
+                refs.append((f"credentials.{name}", value if isinstance(value, str)
+                             else value.get_secret_value()))
+        return refs
+
     def secret_values(self) -> Iterator[str]:
         """Every credential this provider's config holds that can be read now (a
         ``${VAR}`` that is set, or a value written in the file): what the scrubber must
         know before any provider answers, since one provider may echo another's."""
-        given = self.credentials
-        raw: list[str | None] = [ref.get_secret_value() for ref in self.key_refs()]
-        if given is not None:
-            raw.append(given.aws_access_key_id)
-            raw += [s.get_secret_value() for s in (given.aws_secret_access_key,
-                                                  given.aws_session_token, given.access_token,
-                                                  given.client_secret) if s is not None]
-        for value in raw:
-            if value:
-                try:
-                    yield resolve_env(value, "")
-                except ConfigError:
-                    continue  # unset: registered when the adapter resolves it
+        for _, raw in self.secret_refs():
+            try:
+                yield resolve_env(raw, "")
+            except ConfigError:
+                continue  # unset: registered when the adapter resolves it
 
 
 class HedgeConfig(_Model):

@@ -196,3 +196,22 @@ def test_probe_with_an_unset_key_variable_reports_it(
     assert "AuthenticationFailed" in run.out  # like a revoked key
     assert "OPENAI_API_KEY is not set" in run.out
     assert "openai" not in fake  # nothing was sent
+
+
+def test_cloud_providers_show_their_platform_and_unset_credentials(
+    cli: CliRunner, write_config: ConfigWriter, keys: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("BEDROCK_SECRET", raising=False)
+    data = json.loads(json.dumps(VALID))
+    data["providers"]["bedrock"] = {
+        "type": "anthropic", "platform": "bedrock", "region": "eu-west-1",
+        "model": "anthropic.claude-haiku-4-5-20251001-v1:0",
+        "credentials": {"aws_access_key_id": "AKIAEXAMPLE000000001",
+                        "aws_secret_access_key": "${BEDROCK_SECRET}"}}
+    data["routes"]["default"]["chain"].append("bedrock")
+    run = cli("check", str(write_config(data)))
+    assert run.code == 0
+    assert "anthropic on bedrock (eu-west-1)" in run.out
+    assert ("providers.bedrock.credentials.aws_secret_access_key: environment variable "
+            "BEDROCK_SECRET is not set") in run.out
+    assert "AKIAEXAMPLE000000001" not in run.out

@@ -10,7 +10,14 @@ from failover import ConfigError
 from failover._config import env_problems
 from failover._secrets import mask_url
 
-from ._common import add_config_argument, describe_fallback, load, plaintext_key, positive_seconds
+from ._common import (
+    add_config_argument,
+    describe_fallback,
+    load,
+    plaintext_key,
+    positive_seconds,
+    type_label,
+)
 from ._output import Style, fmt_duration, fmt_ms, table
 
 if TYPE_CHECKING:
@@ -102,7 +109,7 @@ def summary(config: Config, path: str, style: Style) -> str:
     lines.append(table(["route", "chain", "fallback", "runbook", "deadline"], rows,
                        style=style, indent="  ", align="llllr"))
     rows = [
-        [name, p.type, p.model or "-", mask_url(p.base_url) or "(default)"]
+        [name, type_label(p), p.model or "-", mask_url(p.base_url) or "(default)"]
         for name, p in config.providers.items()
     ]
     lines.append("")

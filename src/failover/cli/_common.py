@@ -23,6 +23,7 @@ __all__ = [
     "plaintext_key",
     "positive_seconds",
     "record_path",
+    "type_label",
     "writable_file",
 ]
 
@@ -73,16 +74,19 @@ def record_path(config_path: str | Path) -> Path:
 
 
 def env_refs(provider: ProviderConfig) -> list[str]:
-    """Names of the environment variables a provider's keys read."""
+    """Names of the environment variables a provider's credentials read."""
     names: list[str] = []
-    for ref in provider.key_refs():
-        names.extend(m.group(1) for m in _ENV_REF.finditer(ref.get_secret_value()))
+    for _, raw in provider.secret_refs():
+        names.extend(m.group(1) for m in _ENV_REF.finditer(raw))
     return names
 
 
 def plaintext_key(provider: ProviderConfig) -> bool:
-    """True when a key is written in the file itself rather than read from ``${VAR}``."""
-    return any("${" not in ref.get_secret_value() for ref in provider.key_refs())
+    """True when a credential is written in the file itself rather than read from
+    ``${VAR}`` (an AWS access key id is no secret on its own, and is not counted)."""
+    return any("${" not in raw for where, raw in provider.secret_refs()
+               if where not in ("credentials.aws_access_key_id", "credentials.tenant_id",
+                                "credentials.client_id"))
 
 
 def describe_fallback(route: RouteConfig) -> str:
@@ -135,3 +139,11 @@ def writable_file(text: str) -> str:
     if not existing.is_dir() or not os.access(existing, os.W_OK):
         raise argparse.ArgumentTypeError(f"folder {existing} is not writable")
     return text
+
+
+def type_label(provider: ProviderConfig) -> str:
+    """``anthropic``, or ``anthropic on bedrock (us-east-1)`` for a cloud platform."""
+    if provider.platform is None:
+        return provider.type
+    where = "/".join(v for v in (provider.project, provider.region) if v)
+    return f"{provider.type} on {provider.platform}" + (f" ({where})" if where else "")

@@ -31,6 +31,7 @@ from ._common import (
     load,
     plaintext_key,
     record_path,
+    type_label,
     writable_file,
 )
 from ._output import fmt_duration
@@ -299,8 +300,11 @@ def _md(text: str) -> str:
 
 def _key_source(config: Config, name: str) -> str:
     provider = config.providers[name]
-    if not provider.key_refs():
-        return "none"
+    if not provider.secret_refs():
+        return {"bedrock": "AWS standard chain", "vertex": "application default "
+                "credentials"}.get(provider.cloud or "", "none") + (
+            f" (profile {provider.credentials.aws_profile})"
+            if provider.credentials and provider.credentials.aws_profile else "")
     if plaintext_key(provider):
         return "**plain text in the file**"
     return ", ".join(f"`${{{v}}}`" for v in env_refs(provider)) or "environment"
@@ -372,7 +376,7 @@ def build_plan(
         for i, pname in enumerate(route.providers, 1):
             p = config.providers[pname]
             forced = f" (forced {p.force})" if p.force else ""
-            add(f"| {i} | `{pname}`{forced} | {p.type} | {_md(p.model or '-')} | "
+            add(f"| {i} | `{pname}`{forced} | {type_label(p)} | {_md(p.model or '-')} | "
                 f"{_md(mask_url(p.base_url) or 'default')} | {_key_source(config, pname)} | "
                 f"{fmt_duration(config.timeouts_for(pname).request)} |")
         add("")
