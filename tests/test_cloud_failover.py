@@ -99,3 +99,20 @@ async def test_a_cut_stream_restarts_on_the_cloud(
     assert isinstance(done, failover.Completed)
     check(done.response, fake, primary, backup, url, "StreamInterrupted")
     assert fake[backup].last_request.stream
+
+
+async def test_one_entra_token_serves_every_entry_point_of_a_new_router(
+        clock: FakeClock, fake: FakeProviders, cloud_providers: dict[str, Any]) -> None:
+    # The background preparation and the first request used to build a client each,
+    # and so fetch a token each.
+    config = failover.Config.from_mapping({
+        "providers": {"azure-entra": cloud_providers["azure-entra"]},
+        "routes": {"default": {"chain": ["azure-entra"]}}})
+    fake["azure-entra"].answer("hi")
+    with failover.Router(config, clock=clock) as router:
+        for _ in range(3):
+            router.complete("Hello")
+        await router.acomplete("Hello")
+    posts = [r for r in fake.identity.requests if r.method == "POST"]
+    assert len(posts) == 1
+    assert fake["azure-entra"].calls == 4
