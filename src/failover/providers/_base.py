@@ -76,7 +76,7 @@ from .._models import (
 from .._secrets import register, register_url
 from .._structured import parse_answer
 from .._types import FinishReason
-from ._clouds import map_credential_error
+from ._clouds import map_credential_error, seam_session
 from ._history import new_call_id
 from ._known import known_context_window
 from ._watchdog import AttemptBound, current_bound, start_watchdog, watch_response
@@ -585,6 +585,8 @@ class ProviderAdapter(ABC):
         self._async_clients: dict[int, Any] = {}
         # google-genai never closes an injected client, so the adapter owns them all.
         self._http_clients: list[httpx2.Client | httpx2.AsyncClient] = []
+        #: Token fetchers' sessions (see `_token_session`).
+        self._sessions: list[Any] = []
         self._timeouts: dict[tuple[float | None, bool], httpx2.Timeout] = {}
         self.transport = SeamTransport(name, fallback=self._simulator())
         self.transport.observer = self._observe
@@ -627,6 +629,13 @@ class ProviderAdapter(ABC):
     @abstractmethod
     def _map_error(self, exc: BaseException) -> ProviderError | None:
         """The SDK's own exceptions to a kind; None to fall back to generic mapping."""
+
+    def _token_session(self) -> Any:
+        """A ``requests`` session over this provider's seam, for a cloud SDK's token
+        fetcher (google-auth, azure-identity); closed with the adapter."""
+        session = seam_session(self.transport, self.timeouts.request)
+        self._sessions.append(session)
+        return session
 
     def _primer_client(self, http_client: httpx2.Client) -> Any:
         """A throwaway SDK client for `prime`, with canned credentials (never fetched)."""
@@ -1084,6 +1093,9 @@ class ProviderAdapter(ABC):
         for http in self._http_clients:
             if isinstance(http, httpx2.Client):
                 _close_quietly(http)
+        for session in self._sessions:
+            _close_quietly(session)
+        self._sessions.clear()
         self.transport.close()
 
     async def aclose(self) -> None:

@@ -24,7 +24,7 @@ import httpx2
 
 from .._errors import PermissionDenied, ProviderError
 from ._base import error_from_status
-from ._clouds import google_credentials, seam_session, static_token
+from ._clouds import google_credentials, static_token
 from .anthropic import AnthropicAdapter
 
 __all__ = ["VertexAnthropicAdapter", "google_error"]
@@ -40,7 +40,7 @@ class VertexAnthropicAdapter(AnthropicAdapter):
         if token is not None:
             return {"access_token": token}
         if self._credentials is None:
-            session = seam_session(self.transport, self.timeouts.request)
+            session = self._token_session()
             self._credentials = google_credentials(self.config.credentials, self.name,
                                                    session)
         return {"credentials": self._credentials}

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import openai
 
-from ._clouds import seam_session, static_token
+from ._clouds import static_token
 from .openai import OpenAIAdapter
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ class AzureOpenAIAdapter(OpenAIAdapter):
         if self._token_provider is None:
             from ._clouds import entra_token_provider
 
-            session = seam_session(self.transport, self.timeouts.request)
+            session = self._token_session()
             self._token_provider = entra_token_provider(given, self.name, session)
         return {"azure_ad_token_provider": self._token_provider}
 

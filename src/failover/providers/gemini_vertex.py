@@ -20,7 +20,7 @@ import httpx2
 from google import genai
 from google.genai import types
 
-from ._clouds import google_credentials, seam_session
+from ._clouds import google_credentials
 from .gemini import GeminiAdapter
 
 __all__ = ["GeminiVertexAdapter"]
@@ -37,7 +37,7 @@ class GeminiVertexAdapter(GeminiAdapter):
     def _google_credentials(self) -> Any:
         if self._credentials is None:
             # A static token too: google-genai takes credentials only.
-            session = seam_session(self.transport, self.timeouts.request)
+            session = self._token_session()
             self._credentials = google_credentials(self.config.credentials, self.name,
                                                    session)
         return self._credentials
