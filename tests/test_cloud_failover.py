@@ -116,3 +116,29 @@ async def test_one_entra_token_serves_every_entry_point_of_a_new_router(
     posts = [r for r in fake.identity.requests if r.method == "POST"]
     assert len(posts) == 1
     assert fake["azure-entra"].calls == 4
+
+
+@pytest.mark.parametrize("backup", ["azure-entra", "vertex-claude", "vertex-gemini"])
+def test_an_unreachable_token_endpoint_is_a_connection_failure_that_fails_over(
+        router_with_entra: failover.Router, fake: FakeProviders, backup: str) -> None:
+    fake.identity.refuse()
+    fake[backup].answer("never")
+    fake["openai"].answer("served by openai")
+    reply = router_with_entra.complete("Hello", route=f"{backup}-openai")
+    assert reply.provider == "openai"
+    assert [(a.provider, a.error_kind) for a in reply.attempts[:1]] == [
+        (backup, "ConnectionFailed")]
+    assert fake[backup].calls == 0
+
+
+@pytest.fixture
+def router_with_entra(clock: FakeClock, fake: FakeProviders,
+                      cloud_providers: dict[str, Any]) -> Iterator[failover.Router]:
+    names = ["azure-entra", "vertex-claude", "vertex-gemini"]
+    config = failover.Config.from_mapping({
+        "providers": {**PROVIDERS, **cloud_providers},
+        "routes": {f"{n}-openai": {"chain": [n, "openai"]} for n in names},
+        "defaults": {"retry": {"attempts": 1}},
+    })
+    with failover.Router(config, clock=clock) as built:
+        yield built

@@ -251,3 +251,15 @@ async def test_without_the_bedrock_extra_the_attempt_fails_naming_it(
     assert "pip install 'failover[bedrock]'" in str(err)
     assert fake.requests == []
     await adapter.aclose()
+
+
+async def test_the_kit_counts_a_quota_per_aws_key_though_each_request_is_signed_anew(
+        fake: FakeProviders, cloud_providers: dict[str, Any]) -> None:
+    adapter = build("bedrock", cloud_providers["bedrock"])
+    fake["bedrock"].quota(rpm=2)
+    for _ in range(2):
+        await complete(adapter, HELLO, "sync")
+    err = await failure(adapter, HELLO, "sync")
+    assert isinstance(err, RateLimited)
+    assert err.code == "ThrottlingException"
+    await adapter.aclose()

@@ -328,7 +328,8 @@ class SimulatedProvider:
 
 class SimulatedIdentity:
     """The token endpoints the cloud SDKs call (Google OAuth, Microsoft Entra ID), answered
-    with a fresh token each time: ``fake.identity``. ``fail(status)`` refuses them;
+    with a fresh token each time: ``fake.identity``. ``fail(status)`` refuses them,
+    ``refuse()`` makes them unreachable;
     ``expires_in`` sets the tokens' lifetime (a short one makes every request refresh)."""
 
     def __init__(self, kit: FakeProviders) -> None:
@@ -338,16 +339,24 @@ class SimulatedIdentity:
         self.tokens: list[str] = []
         self.expires_in = 3600
         self._status: int | None = None
+        self._refused = False
         self.route = respx.Route(url__regex=r"^https://(oauth2\.googleapis\.com/token"
                                             r"|login\.microsoftonline\.com/)")
         self.route.side_effect = self._answer
 
     def fail(self, status: int = 401) -> SimulatedIdentity:
         self._status = status
+        self._refused = False
+        return self
+
+    def refuse(self) -> SimulatedIdentity:
+        """The token endpoint is unreachable (connection refused)."""
+        self._refused = True
         return self
 
     def answer(self, expires_in: int | None = None) -> SimulatedIdentity:
         self._status = None
+        self._refused = False
         if expires_in is not None:
             self.expires_in = expires_in
         return self
@@ -356,6 +365,8 @@ class SimulatedIdentity:
         recorded = self._kit._record(request, _exchange.get())
         self.requests.append(recorded)
         kind = _cloud_wire.token_endpoint(recorded.url) or "google"
+        if self._refused:
+            raise httpx.ConnectError(f"simulated: {recorded.url} refused the connection")
         if self._status is not None:
             body = {"error": "invalid_client",
                     "error_description": f"simulated refusal ({self._status})"}
@@ -373,6 +384,9 @@ def _credential(request: httpx.Request) -> str:
     for name in _SECRET_HEADERS:
         value = request.headers.get(name)
         if value:
+            if value.startswith("AWS4-HMAC-SHA256 Credential="):
+                # SigV4 signs each request anew: the access key id says who sent it.
+                value = value.split("=", 1)[1].split("/", 1)[0]
             return hashlib.sha256(value.encode()).hexdigest()[:12]
     return ""
 
