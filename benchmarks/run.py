@@ -29,9 +29,9 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._stats import median
-from benchmarks.contenders import CONTENDERS, Setup, available, failover_config
 from benchmarks.clouds import MODES as CLOUD_MODES
 from benchmarks.clouds import run_clouds
+from benchmarks.contenders import CONTENDERS, Setup, available, failover_config
 from benchmarks.pools import MODES as POOL_MODES
 from benchmarks.pools import run_pools
 from benchmarks.server import ServerHandle, measure_capacity

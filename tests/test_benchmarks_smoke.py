@@ -39,7 +39,7 @@ def test_every_scenario_ran_without_errors(suite: tuple[dict[str, Any], str]) ->
     assert doc["errors"] == []
     assert set(doc["scenarios"]) == {
         "healthy", "fast_failure_503", "fast_failure_refused", "hang", "concurrency",
-        "cold_start", "first_failover", "micro", "pools",
+        "cold_start", "first_failover", "micro", "pools", "clouds",
     }  # fmt: skip
     assert doc["meta"]["contenders"] == CONTENDERS
     assert doc["server_capacity"]["server_cpu_us_per_request"] > 0

@@ -228,20 +228,39 @@ def entra_token_provider(given: CredentialsConfig, provider: str,
 
 
 def map_credential_error(exc: BaseException, provider: str) -> ProviderError | None:
-    """What google-auth, azure-identity and requests raise while getting a token."""
-    name = type(exc).__name__
+    """What google-auth, azure-identity and requests raise while getting a token: an
+    endpoint that cannot be reached (anywhere in the chain of causes: azure-identity
+    wraps it in an authentication error) is `ConnectionFailed`, a refusal
+    `AuthenticationFailed`."""
     module = type(exc).__module__
-    if module.startswith("requests") and name in ("ConnectionError", "Timeout",
-                                                    "ConnectTimeout", "ReadTimeout"):
-        return ConnectionFailed(f"token endpoint unreachable: {exc}", provider=provider)
-    if module.startswith("google.auth") and name == "TransportError":
-        return ConnectionFailed(f"token endpoint unreachable: {exc}", provider=provider)
-    if module.startswith(("google.auth", "azure.")) and (
-        "Refresh" in name or "Authentication" in name or "Credential" in name
-    ):
+    if not module.startswith(("google.auth", "azure.", "requests", "msal")):
+        return None
+    if any(_unreachable(cause) for cause in _causes(exc)):
+        return ConnectionFailed(f"token endpoint unreachable: {_first_line(exc)}",
+                                provider=provider)
+    name = type(exc).__name__
+    if "Refresh" in name or "Authentication" in name or "Credential" in name:
         return AuthenticationFailed(f"could not get a token: {_first_line(exc)}",
                                     provider=provider, code="token")
     return None
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain and len(chain) < 10:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def _unreachable(exc: BaseException) -> bool:
+    name, module = type(exc).__name__, type(exc).__module__
+    return (module.startswith("requests") and name in (
+        "ConnectionError", "Timeout", "ConnectTimeout", "ReadTimeout")) or (
+        module.startswith("google.auth") and name == "TransportError") or (
+        module.startswith("azure.") and name in ("ServiceRequestError",
+                                                 "ServiceResponseError"))
 
 
 def _first_line(exc: BaseException) -> str:
