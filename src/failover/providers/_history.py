@@ -83,6 +83,8 @@ def carried_reasoning(parts: Iterable[ReasoningPart], family: str,
 def provider_options(request: Request, configured: Mapping[str, Any], provider_type: str,
                      known: Iterable[str], provider: str) -> dict[str, Any]:
     """The options this provider's API takes, the call's over the config's."""
+    if not configured and not request.options:
+        return {}  # the common case: nothing to merge on the per-request path
     merged: dict[str, Any] = {}
     for source in (configured, request.options):
         for name, value in source.items():
